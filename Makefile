@@ -1,0 +1,52 @@
+# lightning_mad: the front door. `make help` lists the targets.
+# Every target depends on `install`, so a fresh machine needs no other set-up step.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+TORCH  := torch==2.13.0
+export WANDB_MODE ?= offline
+
+PROFILE   ?= quick
+DATA      ?= sample
+DATA_ROOT ?=
+SEEDS     ?= 0
+ARGS      ?=
+
+.PHONY: help install test test-full smoke reproduce-table bench lint clean
+
+help:  ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
+
+$(STAMP): setup.cfg pyproject.toml
+	@command -v ffmpeg >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then echo "installing ffmpeg (needed by musdb/stempeg)"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null); \
+	  else echo "ffmpeg is missing: install it (e.g. sudo apt-get install ffmpeg); musdb needs it"; exit 1; fi; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check $(TORCH)
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[test]' $(TORCH)
+	@touch $(STAMP)
+
+install: $(STAMP)  ## create .venv, install torch (pinned) + the package + test extras, and ffmpeg if missing
+
+test: install  ## fast test suite (under ~15 min on 2 CPU cores)
+	$(BIN)/python -m pytest -m "not slow and not gpu" $(ARGS)
+
+test-full: install  ## every test, slow ones included
+	$(BIN)/python -m pytest -m "not gpu" $(ARGS)
+
+smoke: install  ## tiny CPU train + separate through the CLI
+	$(BIN)/lightning-mad train experiment=tiny profile=debug output_dir=runs/smoke
+	$(BIN)/lightning-mad separate data/sample/musdb18/test/"The Easton Ellises - Falcon 69.stem.mp4" --model tiny -o runs/smoke/separated
+
+reproduce-table: install  ## train + evaluate every table row (default: bundled sample, quick profile)
+	$(BIN)/lightning-mad table profile=$(PROFILE) data=$(DATA) $(if $(DATA_ROOT),data.root=$(DATA_ROOT)) seeds=$(SEEDS) $(ARGS)
+
+bench: install  ## speed and memory benchmarks (prints figures and ratios)
+	$(BIN)/python -m benchmarks.run_all $(ARGS)
+
+clean:  ## remove caches and run outputs (keeps .venv)
+	rm -rf runs results wandb .pytest_cache build *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
