@@ -1,0 +1,101 @@
+"""Config loader: typed defaults + fidelity + experiment + profile + data + trainer presets + dotted overrides.
+
+Merge order (later wins)::
+
+    schema defaults < presets/fidelity/<F> < <experiment>.yaml < presets/profile/<P>
+                    < presets/data/<D> (into ``data``) < presets/trainer/<T> (into ``trainer``) < command line
+
+Group selections come from the command line (``profile=quick``, ``fidelity=clean``, ``data=dsd100``,
+``trainer=ddp_sim``), else from the profile's then the experiment's ``defaults:`` block, else the schema.
+Every other ``key=value`` is an OmegaConf dotted override (``optim.lr=3e-4``, ``data.root=/x``).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from lightning_mad.config.schema import Config
+
+GROUPS = ("profile", "fidelity", "data", "trainer")
+
+
+def experiments_dir() -> Path:
+    """``experiments/`` of the checkout (or ``$LIGHTNING_MAD_EXPERIMENTS``)."""
+    env = os.environ.get("LIGHTNING_MAD_EXPERIMENTS")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "experiments"
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot be used; the message names it."""
+
+
+def _read_yaml(path: Path) -> DictConfig:
+    if not path.is_file():
+        options = sorted(p.stem for p in path.parent.glob("*.yaml")) if path.parent.is_dir() else []
+        raise ConfigError(f"{path}: no such config file (available: {', '.join(options) or 'none'})")
+    return OmegaConf.load(path)
+
+
+def list_experiments() -> list[str]:
+    """Names of the experiment files (one per table row)."""
+    return sorted(p.stem for p in experiments_dir().glob("*.yaml") if p.stem != "table")
+
+
+def split_overrides(args: list[str]) -> tuple[dict[str, str], list[str]]:
+    """Separate group selections (``data=dsd100``) and ``experiment=`` from dotted overrides."""
+    groups, dotted = {}, []
+    for arg in args:
+        if "=" not in arg:
+            raise ConfigError(f"override {arg!r}: expected key=value")
+        key, value = arg.split("=", 1)
+        if key in GROUPS or key == "experiment":
+            groups[key] = value
+        else:
+            dotted.append(arg)
+    return groups, dotted
+
+
+def load_config(args: list[str] | None = None, **kwargs: str) -> DictConfig:
+    """Resolve a run config from command-line style overrides (``["experiment=gru_nri", "profile=quick"]``).
+
+    Keyword arguments are appended as overrides (``load_config(experiment="tiny", profile="debug")``).
+    """
+    args = list(args or []) + [f"{k}={v}" for k, v in kwargs.items()]
+    groups, dotted = split_overrides(args)
+    root = experiments_dir()
+    cfg = OmegaConf.structured(Config)
+    name = groups.get("experiment", cfg.experiment)
+    experiment = _read_yaml(root / f"{name}.yaml")
+    exp_defaults = experiment.pop("defaults", {}) or {}
+    profile_name = groups.get("profile", exp_defaults.get("profile", cfg.profile))
+    profile = _read_yaml(root / "presets" / "profile" / f"{profile_name}.yaml")
+    prof_defaults = profile.pop("defaults", {}) or {}
+
+    def pick(group: str, fallback: str) -> str:
+        return groups.get(group, prof_defaults.get(group, exp_defaults.get(group, fallback)))
+
+    fidelity_name = pick("fidelity", cfg.fidelity)
+    data_name = pick("data", cfg.data.preset)
+    trainer_name = pick("trainer", cfg.trainer.preset)
+    try:
+        cfg = OmegaConf.merge(
+            cfg,
+            _read_yaml(root / "presets" / "fidelity" / f"{fidelity_name}.yaml"),
+            experiment,
+            profile,
+            {"data": _read_yaml(root / "presets" / "data" / f"{data_name}.yaml")},
+            {"trainer": _read_yaml(root / "presets" / "trainer" / f"{trainer_name}.yaml")},
+            {"experiment": name, "profile": profile_name, "fidelity": fidelity_name,
+             "data": {"preset": data_name}, "trainer": {"preset": trainer_name}},
+            OmegaConf.from_dotlist(dotted),
+        )
+    except Exception as err:  # omegaconf's validation errors are multi-line; keep the first line
+        raise ConfigError(f"config error: {str(err).splitlines()[0]}") from err
+    return cfg
+
+
+def resolved_dict(cfg: DictConfig) -> dict:
+    """Plain, fully resolved dict (for checkpoints, W&B and run folders)."""
+    return OmegaConf.to_container(cfg, resolve=True)

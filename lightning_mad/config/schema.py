@@ -1,0 +1,119 @@
+"""Typed defaults of every run (OmegaConf structured config). YAML files in ``experiments/`` override them.
+
+Each field that reproduces a quirk of the authors' released code names its source in MAD-SPEC (§13.N).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+
+@dataclass
+class ModelSection:
+    name: str = "gru_ris_l"  # a key of lightning_mad.models.MODEL_PRESETS
+    kwargs: dict = field(default_factory=dict)  # constructor overrides of this experiment
+    # constructor switches set by the fidelity preset, per model class key ("mad": {...}); kwargs win over them
+    fidelity_kwargs: dict = field(default_factory=dict)
+
+
+@dataclass
+class RecurrentInferenceSection:
+    n_iter: int = 10  # re-applications of the decoder (up to n_iter + 1 passes, spec §3 / §13.13)
+    tau: float = 1e-3  # MSE stopping threshold
+    stop_rule: str = "sequence"  # "batch" = released code (§13.13); "sequence" = per-sequence stopping
+
+
+@dataclass
+class InferenceSection(RecurrentInferenceSection):
+    phase_iterations: int = 10  # 10 = released GL-like loop (§7.3, §13.9); 1 = mixture phase only
+    batch_size: int = 16  # sequences per model call
+    block_sequences: int = 64  # sequences per separation block (memory bound)
+    edge_truncation: bool = False  # §13.16: released test-time truncation (first L frames, tail to batch multiple)
+    wiener_alpha: Optional[float] = None  # generalised Wiener exponent of comparators (None = the model's default)
+
+
+@dataclass
+class LossSection:
+    target: str = "released_irm"  # §13.1: "released_irm" | "voice_magnitude"
+    clip_input: bool = True  # §13.2: mixture magnitude clipped to [0, 1] in training only
+    masker_loss_gate: bool = True  # §13.3: masker KL added only when L_mask >= 1.5 and L_den >= 0.25 [code:mss]
+    mask_loss_threshold: float = 1.5
+    good_loss_threshold: float = 0.25
+    diag_l1: float = 1e-2  # lambda_1: L1 of the mask layer's main diagonal
+    diag_l1_grad: bool = False  # §13.4: False = computed on .data (no gradient) as released
+    denoiser_l2: float = 1e-4  # lambda_2: squared Frobenius norm of the denoiser decoder weight
+    kwargs: dict = field(default_factory=dict)  # loss settings of other model families (comparators)
+
+
+@dataclass
+class OptimSection:
+    name: str = "adam"  # "adam" | "adadelta" (CHA) ; PyTorch defaults otherwise
+    lr: float = 1e-4
+    batch_size: int = 16
+    grad_clip_norm: float = 0.5
+    max_epochs: int = 100
+    excerpts_per_epoch: int = 2048  # random sampler only; the released sampler covers its whole grid
+
+
+@dataclass
+class DataSection:
+    preset: str = "sample"  # experiments/presets/data/<preset>.yaml
+    root: Optional[str] = None
+    train: list = field(default_factory=list)  # dataset specs {corpus, root, split, ...}
+    val: list = field(default_factory=list)
+    test: list = field(default_factory=list)
+    sampler: str = "random"  # "random" | "released" (§13.15: groups of 4 tracks, sequences straddle tracks)
+    num_workers: int = 0
+    cache_dir: Optional[str] = None
+    split: str = "test"  # split scored by `lightning-mad evaluate`
+
+
+@dataclass
+class TrainerSection:
+    preset: str = "cpu"  # experiments/presets/trainer/<preset>.yaml
+    accelerator: str = "cpu"
+    devices: Any = 1
+    strategy: str = "auto"
+    num_nodes: int = 1
+    precision: str = "32-true"
+    fast_dev_run: Any = False
+    limit_train_batches: Any = None
+    limit_val_batches: Any = None
+    log_every_n_steps: int = 10
+    check_val_every_n_epoch: int = 1
+    deterministic: bool = False
+    enable_progress_bar: bool = True
+
+
+@dataclass
+class LoggerSection:
+    wandb: bool = True
+    offline: bool = True  # upload later with `wandb sync`
+    project: str = "lightning_mad"
+    tags: list = field(default_factory=list)
+
+
+@dataclass
+class CheckpointSection:
+    enabled: bool = True
+    every_n_epochs: int = 1
+
+
+@dataclass
+class Config:
+    experiment: str = "gru_ris_l"
+    description: str = ""
+    profile: str = "quick"  # experiments/presets/profile/<name>.yaml: paper | quick | debug
+    fidelity: str = "released_code"  # experiments/presets/fidelity/<name>.yaml: released_code | clean
+    seed: int = 218  # [code:mss]
+    output_dir: str = "runs"
+    run_name: Optional[str] = None  # default: <experiment>-<profile>-<data preset>-seed<seed>
+    model: ModelSection = field(default_factory=ModelSection)
+    train_inference: RecurrentInferenceSection = field(default_factory=RecurrentInferenceSection)
+    inference: InferenceSection = field(default_factory=InferenceSection)
+    loss: LossSection = field(default_factory=LossSection)
+    optim: OptimSection = field(default_factory=OptimSection)
+    data: DataSection = field(default_factory=DataSection)
+    trainer: TrainerSection = field(default_factory=TrainerSection)
+    logger: LoggerSection = field(default_factory=LoggerSection)
+    checkpoint: CheckpointSection = field(default_factory=CheckpointSection)

@@ -1,0 +1,47 @@
+"""Plain ``nn.Module`` separation models and the registry of named architectures.
+
+``build_model(name, **overrides)`` returns the network of a named experiment, e.g. ``build_model("gru_ris_l")``.
+Names map to a model class and its constructor kwargs; recurrent-inference settings are not part of a model.
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from lightning_mad.models.mad import MaD
+
+# A small MaD with the same code at small sizes: fast tests, the CLI without trained weights.
+TINY_MAD = dict(n_bins=129, enc_bins=32, win_length=129, n_fft=256, hop=64, seq_len=12, context=2)
+
+MODEL_CLASSES: dict[str, type[nn.Module]] = {"mad": MaD}
+
+MODEL_PRESETS: dict[str, tuple[str, dict]] = {
+    "gru_ris_l": ("mad", dict(decoder="ris")),
+    "gru_ris_s": ("mad", dict(decoder="ris")),
+    "gru_nri": ("mad", dict(decoder="nri")),
+    "tiny": ("mad", dict(decoder="ris", **TINY_MAD)),
+    "tiny_nri": ("mad", dict(decoder="nri", **TINY_MAD)),
+}
+
+
+def model_spec(name: str, **overrides) -> tuple[str, dict]:
+    """(class key, constructor kwargs) of a registered model name, with overrides applied."""
+    if name not in MODEL_PRESETS:
+        raise KeyError(f"unknown model {name!r}; known: {', '.join(sorted(MODEL_PRESETS))}")
+    cls_key, kwargs = MODEL_PRESETS[name]
+    return cls_key, {**kwargs, **overrides}
+
+
+def build_model(name: str, **overrides) -> nn.Module:
+    """The plain network of a registered name (``gru_nri``, ``gru_ris_s``, ``gru_ris_l``, ``tiny``, ...)."""
+    cls_key, kwargs = model_spec(name, **overrides)
+    return MODEL_CLASSES[cls_key](**kwargs)
+
+
+def model_from_config(cls_key: str, kwargs: dict) -> nn.Module:
+    """Rebuild a network from the plain (class key, kwargs) pair stored in checkpoints and release files."""
+    return MODEL_CLASSES[cls_key](**kwargs)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

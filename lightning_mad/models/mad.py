@@ -1,0 +1,140 @@
+"""MaD: the Masker-Denoiser singing-voice separator (Mimilakis, Drossos, Santos, Schuller, Virtanen, Bengio,
+"Monaural Singing Voice Separation with Skip-Filtering Connections and Recurrent Inference of Time-Frequency Mask",
+ICASSP 2018, arXiv 1711.01437). Dimensions and behaviour follow MAD-SPEC §2-§4 (the authors' code, [code:mss]).
+
+Variants: GRU-RIS-s / GRU-RIS-l (decoder 2F = 1488 units, recurrent inference) and GRU-NRI (decoder F = 744 units,
+one pass). Recurrent-inference settings (``n_iter``, ``tau``, ``stop_rule``) are forward arguments, not weights.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from lightning_mad.dsp.stft import STFT
+from lightning_mad.models.recurrent import ResidualBiGRUEncoder, init_gru_, recurrent_inference
+
+
+def dense(n_in: int, n_out: int) -> nn.Linear:
+    """Dense layer with the authors' init: Xavier-normal weight, zero bias."""
+    layer = nn.Linear(n_in, n_out)
+    nn.init.xavier_normal_(layer.weight)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+@dataclass
+class MaDConfig:
+    """Constructor arguments of :class:`MaD` (a model's identity; stored in checkpoints as a plain dict).
+
+    Defaults are GRU-RIS (MaD) at full size with the released code's structure.
+    """
+
+    n_bins: int = 2049  # N, bins of the full spectrum
+    enc_bins: int = 744  # F, lowest bins the encoder sees (0 - 8 kHz)
+    seq_len: int = 60  # T, frames per sequence
+    context: int = 10  # L, frames dropped at each end (T' = T - 2L estimated)
+    decoder: str = "ris"  # "ris": 2F units + recurrent inference; "nri": F units, one pass (GRU-NRI)
+    encoder_residual: str = "in_state"  # spec §13.5: "in_state" [code:mss] | "on_output" [code:tw]
+    backward_alignment: str = "mirrored"  # spec §13.6: "mirrored" (all released code) | "aligned"
+    decoder_residual: bool = False  # spec §13.8: first 2F mixture bins added to the first decoder pass [code:mss-init]
+    denoiser_bins: int | None = None  # denoiser bottleneck; None = N // 2 (1024) [code:mss]
+    # STFT (MAD-SPEC §1); edge padding None = full coverage (suite), 3 = released code
+    win_length: int = 2049
+    n_fft: int = 4096
+    hop: int = 384
+    pad_hops: int | None = None
+
+
+class Masker(nn.Module):
+    """Bi-GRU residual encoder -> decoder GRU (recurrent inference) -> sparse mask layer -> skip-filtering."""
+
+    def __init__(self, cfg: MaDConfig):
+        super().__init__()
+        self.cfg = cfg
+        f = cfg.enc_bins
+        hidden = 2 * f if cfg.decoder == "ris" else f
+        if cfg.decoder not in ("ris", "nri"):
+            raise ValueError(f"decoder must be 'ris' or 'nri', got {cfg.decoder!r}")
+        if cfg.decoder_residual and cfg.decoder != "ris":
+            raise ValueError("decoder_residual needs the 2F decoder (decoder='ris')")
+        self.encoder = ResidualBiGRUEncoder(f, cfg.encoder_residual, cfg.backward_alignment)
+        self.decoder = nn.GRU(2 * f, hidden, batch_first=True)
+        init_gru_(self.decoder)
+        self.mask = dense(hidden, cfg.n_bins)  # weight (N, H): its main diagonal is the L1-penalised one
+
+    def forward(self, x: torch.Tensor, n_iter: int, tau: float, stop_rule: str) -> dict[str, torch.Tensor]:
+        """Shapes: x (B, T, N) mixture magnitude -> masker estimate (B, T', N), mask (B, T', N), passes (B,)."""
+        ctx, f = self.cfg.context, self.cfg.enc_bins
+        n_steps = x.shape[1]
+        h_enc = self.encoder(x[..., :f])[:, ctx : n_steps - ctx]  # (B, T', 2F)
+        residual = x[:, ctx : n_steps - ctx, : 2 * f] if self.cfg.decoder_residual else None
+        if self.cfg.decoder == "nri":
+            n_iter = 0
+        h_dec, passes = recurrent_inference(self.decoder, h_enc, n_iter, tau, stop_rule, residual)
+        mask = F.relu(self.mask(h_dec))  # (B, T', N)
+        return {"masker": mask * x[:, ctx : n_steps - ctx], "mask": mask, "passes": passes}
+
+
+class Denoiser(nn.Module):
+    """Frame-wise denoising filter N -> N//2 -> N with ReLUs, applied by skip-filtering (MAD-SPEC §4)."""
+
+    def __init__(self, n_bins: int, n_hidden: int | None = None):
+        super().__init__()
+        self.encoder = dense(n_bins, n_hidden or n_bins // 2)
+        self.decoder = dense(n_hidden or n_bins // 2, n_bins)
+
+    def forward(self, v: torch.Tensor) -> torch.Tensor:
+        """(B, T', N) masker estimate -> (B, T', N) denoised estimate."""
+        return F.relu(self.decoder(F.relu(self.encoder(v)))) * v
+
+
+class MaD(nn.Module):
+    """Masker-Denoiser. ``forward`` maps mixture-magnitude sequences to voice-magnitude estimates.
+
+    Separation-model interface shared by every model of the suite (used by
+    :mod:`lightning_mad.inference.separator`): ``stft``, ``seq_len`` (T), ``context`` (L) and
+    ``estimate(x, **inference) -> (B, T - 2L, N)`` vocal magnitudes.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__()
+        self.cfg = MaDConfig(**kwargs)
+        c = self.cfg
+        self.stft = STFT(c.win_length, c.n_fft, c.hop, "hamming", True, "sqrt_nfft", c.pad_hops)
+        if self.stft.n_bins != c.n_bins:
+            raise ValueError(f"n_fft {c.n_fft} gives {self.stft.n_bins} bins, config says n_bins={c.n_bins}")
+        self.masker = Masker(c)
+        self.denoiser = Denoiser(c.n_bins, c.denoiser_bins)
+
+    seq_len = property(lambda self: self.cfg.seq_len)
+    context = property(lambda self: self.cfg.context)
+
+    def config(self) -> dict:
+        """Constructor kwargs as a plain dict (``MaD(**model.config())`` rebuilds the architecture)."""
+        return asdict(self.cfg)
+
+    def forward(
+        self, x: torch.Tensor, n_iter: int = 10, tau: float = 1e-3, stop_rule: str = "sequence"
+    ) -> dict[str, torch.Tensor]:
+        """Masker then denoiser.
+
+        Args:
+            x: (B, T, N) mixture magnitude sequences (clipped to [0, 1] in training by the released code only).
+            n_iter, tau, stop_rule: recurrent inference (see :func:`recurrent_inference`); ignored by GRU-NRI.
+
+        Returns:
+            dict with ``vocals`` (B, T', N) denoiser output, ``masker`` (B, T', N) masker output, ``mask``
+            (B, T', N) the mask layer's output and ``passes`` (B,) decoder passes run.
+        """
+        out = self.masker(x, n_iter, tau, stop_rule)
+        out["vocals"] = self.denoiser(out["masker"])
+        return out
+
+    @torch.no_grad()
+    def estimate(self, x: torch.Tensor, n_iter: int = 10, tau: float = 1e-3, stop_rule: str = "sequence",
+                 **_: object) -> torch.Tensor:
+        """Inference: (B, T, N) mixture magnitudes -> (B, T', N) vocal magnitudes."""
+        return self.forward(x, n_iter, tau, stop_rule)["vocals"]

@@ -1,0 +1,101 @@
+"""The shared LightningModule: optimiser, excerpt geometry, whole-track validation, logging and non-finite checks.
+
+A subclass only says how a batch of magnitude sequences becomes a loss (``sequence_loss``). Every model of the suite
+has the separation interface of :class:`lightning_mad.models.mad.MaD` (``stft``, ``seq_len``, ``context``), so
+excerpt lengths and whole-track sequencing are derived from the model here, once.
+"""
+from __future__ import annotations
+
+import torch
+import pytorch_lightning as pl
+
+from lightning_mad.models import model_from_config
+
+
+OPTIMIZERS = {"adam": torch.optim.Adam, "adadelta": torch.optim.Adadelta}
+SOURCE_KEYS = ("mixture", "vocals", "accompaniment", "stems")
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN/inf loss; the message names the step."""
+
+
+class SeparationSystem(pl.LightningModule):
+    """Args (all plain dicts/values, stored as hyperparameters so checkpoints load with ``weights_only=True``):
+        model_class: key of :data:`lightning_mad.models.MODEL_CLASSES`; model_kwargs: its constructor kwargs.
+        loss: loss settings of the subclass; optim: ``lr`` (Adam); train_inference: inference settings used inside
+        the training step; inference: default separation settings stored for later use.
+    """
+
+    def __init__(self, model_class: str, model_kwargs: dict, loss: dict, optim: dict,
+                 train_inference: dict, inference: dict):
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = model_from_config(model_class, dict(model_kwargs))
+
+    # --- excerpt geometry (read by the DataModule) -------------------------------------------------------------
+    @property
+    def excerpt_samples(self) -> int:
+        """Audio samples that give exactly one training sequence of T whole frames (no edge padding)."""
+        return self.model.stft.segment_length(self.model.seq_len)
+
+    @property
+    def excerpt_stride(self) -> int:
+        """Samples between consecutive sequences of the released grid ((T - 2L) frames)."""
+        return (self.model.seq_len - 2 * self.model.context) * self.model.stft.hop
+
+    # --- representation -----------------------------------------------------------------------------------------
+    def magnitudes(self, audio: torch.Tensor) -> torch.Tensor:
+        """Unpadded STFT magnitudes: (B, S) -> (B, frames, N)."""
+        return self.model.stft.frames(audio).abs()
+
+    def track_sequences(self, audio: torch.Tensor) -> torch.Tensor:
+        """Whole-track sequences for validation: (S,) -> (n_seq, T, N), stride T - 2L, zero frames at the end."""
+        mag = self.magnitudes(audio)
+        step, n_steps = self.model.seq_len - 2 * self.model.context, self.model.seq_len
+        n_seq = max(1, -(-(mag.shape[0] - n_steps) // step) + 1)
+        missing = (n_seq - 1) * step + n_steps - mag.shape[0]
+        mag = torch.nn.functional.pad(mag, (0, 0, 0, max(0, missing)))
+        # (frames, N) -> (n_seq, N, T) -> (n_seq, T, N)
+        return mag.unfold(0, n_steps, step).transpose(1, 2)[:n_seq]
+
+    def sequence_loss(self, seqs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Loss of a batch of magnitude sequences ``{"mixture": (B, T, N), "vocals": ..., ...}``."""
+        raise NotImplementedError
+
+    # --- steps ---------------------------------------------------------------------------------------------------
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        # audio (B, S) -> (B, T, N); stems (B, 4, S) -> (B, 4, T, N)
+        seqs = {k: self.magnitudes(v) for k, v in batch.items() if k in SOURCE_KEYS}
+        loss, logs = self.sequence_loss(seqs)
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"non-finite training loss ({loss.item()}) at global step {self.global_step} "
+                f"(epoch {self.current_epoch}, batch {batch_idx}); training stopped, last good checkpoint kept")
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(batch["mixture"]))
+        self.log_dict({f"train/{k}": v for k, v in logs.items()}, on_step=True, on_epoch=True,
+                      batch_size=len(batch["mixture"]))
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        """Loss over every sequence of one whole track (batch size 1), averaged over sequences."""
+        tracks = {k: batch[k][0] for k in SOURCE_KEYS if k in batch}
+        seqs = {k: self.track_sequences(v) for k, v in tracks.items() if k != "stems"}
+        if "stems" in tracks:  # (4, S) -> (n_seq, 4, T, N)
+            seqs["stems"] = torch.stack([self.track_sequences(s) for s in tracks["stems"]], dim=1)
+        size = self.hparams.optim.get("batch_size", 16)
+        n_seq = seqs["mixture"].shape[0]
+        total = seqs["mixture"].new_zeros(())
+        for i in range(0, n_seq, size):
+            loss, _ = self.sequence_loss({k: v[i : i + size] for k, v in seqs.items()})
+            total = total + loss * min(size, n_seq - i)
+        loss = total / n_seq
+        self.log("val/loss", loss, prog_bar=True, on_epoch=True, batch_size=1, sync_dist=True)
+        return loss
+
+    def configure_optimizers(self):
+        optim = self.hparams.optim
+        name = optim.get("name", "adam")
+        if name not in OPTIMIZERS:
+            raise ValueError(f"unknown optimiser {name!r}; known: {', '.join(OPTIMIZERS)}")
+        return OPTIMIZERS[name](self.model.parameters(), lr=optim.get("lr", 1e-4))

@@ -1,0 +1,148 @@
+"""``train(cfg)``: build the system, data and trainer from a resolved config, fit, and return the best checkpoint.
+
+A run lives in ``<output_dir>/<run_name>/`` (checkpoints, resolved config, W&B offline files). Running the same
+command again resumes from ``checkpoints/last.ckpt``; a run whose ``finished.json`` matches the config is reused.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytorch_lightning as pl
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_only
+
+from lightning_mad.config.load import resolved_dict
+from lightning_mad.models import count_parameters, model_spec
+from lightning_mad.systems import SYSTEMS
+
+
+def git_commit() -> str:
+    """Commit of the code being run ("unknown" outside a git checkout)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def run_name(cfg: DictConfig) -> str:
+    return cfg.run_name or f"{cfg.experiment}-{cfg.profile}-{cfg.data.preset}-{cfg.fidelity}-seed{cfg.seed}"
+
+
+def run_dir(cfg: DictConfig) -> Path:
+    return Path(cfg.output_dir) / run_name(cfg)
+
+
+def build_system(cfg: DictConfig):
+    """The LightningModule of an experiment (model kwargs = preset < fidelity switches < experiment kwargs)."""
+    cls_key, _ = model_spec(cfg.model.name)
+    fidelity = OmegaConf.to_container(cfg.model.fidelity_kwargs, resolve=True).get(cls_key, {})
+    cls_key, kwargs = model_spec(cfg.model.name, **{**fidelity, **OmegaConf.to_container(cfg.model.kwargs)})
+    return SYSTEMS[cls_key](
+        model_class=cls_key, model_kwargs=kwargs,
+        loss=OmegaConf.to_container(cfg.loss, resolve=True), optim=OmegaConf.to_container(cfg.optim, resolve=True),
+        train_inference=OmegaConf.to_container(cfg.train_inference, resolve=True),
+        inference=OmegaConf.to_container(cfg.inference, resolve=True),
+    )
+
+
+def build_datamodule(cfg: DictConfig, system):
+    """The shared DataModule with the excerpt geometry of the system's model."""
+    from lightning_mad.data.datamodule import SeparationDataModule
+
+    data = OmegaConf.to_container(cfg.data, resolve=True)
+    return SeparationDataModule(
+        train=data["train"], val=data["val"], test=data["test"],
+        excerpt_samples=system.excerpt_samples, excerpt_stride=system.excerpt_stride,
+        batch_size=cfg.optim.batch_size, excerpts_per_epoch=cfg.optim.excerpts_per_epoch,
+        sampler=data["sampler"], seed=cfg.seed, num_workers=data["num_workers"], cache_dir=data["cache_dir"],
+    )
+
+
+def _logger(cfg: DictConfig, out: Path, resolved: dict):
+    if not cfg.logger.wandb or cfg.trainer.fast_dev_run:
+        return False
+    from pytorch_lightning.loggers import WandbLogger
+
+    os.environ.setdefault("WANDB_SILENT", "true")
+    logger = WandbLogger(
+        project=cfg.logger.project, name=run_name(cfg), save_dir=str(out), offline=cfg.logger.offline,
+        group=cfg.experiment, job_type="train",
+        tags=[f"profile:{cfg.profile}", f"data:{cfg.data.preset}", f"fidelity:{cfg.fidelity}", *cfg.logger.tags],
+    )
+    logger.log_hyperparams(resolved)
+    return logger
+
+
+def _finish_wandb() -> None:
+    import sys
+
+    if "wandb" in sys.modules:
+        import wandb
+
+        if wandb.run is not None:
+            wandb.finish()
+
+
+def train(cfg: DictConfig) -> dict:
+    """Fit one run. Returns ``{"best_checkpoint", "last_checkpoint", "run_dir", "metrics", "parameters"}``."""
+    out = run_dir(cfg)
+    resolved = resolved_dict(cfg)
+    resolved["git_commit"] = git_commit()
+    finished = out / "finished.json"
+    if finished.is_file() and not cfg.trainer.fast_dev_run:
+        record = json.loads(finished.read_text())
+        if record.get("config") == {k: v for k, v in resolved.items() if k != "git_commit"}:
+            rank_zero_info(f"reusing finished run {out} (same config)")
+            return record["result"]
+    pl.seed_everything(cfg.seed, workers=True)
+    system = build_system(cfg)
+    datamodule = build_datamodule(cfg, system)
+    out.mkdir(parents=True, exist_ok=True)
+    rank_zero_only(lambda: (out / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved))))()
+    callbacks = []
+    ckpt = None
+    if cfg.checkpoint.enabled and not cfg.trainer.fast_dev_run:
+        has_val = bool(cfg.data.val)
+        ckpt = ModelCheckpoint(
+            dirpath=str(out / "checkpoints"), monitor="val/loss" if has_val else "train/loss_epoch", mode="min",
+            filename="epoch{epoch:03d}-loss{" + ("val/loss" if has_val else "train/loss_epoch") + ":.4f}",
+            auto_insert_metric_name=False, save_last=True, save_top_k=1, every_n_epochs=cfg.checkpoint.every_n_epochs,
+        )
+        callbacks.append(ckpt)
+    t = cfg.trainer
+    logger = _logger(cfg, out, resolved)
+    trainer = pl.Trainer(
+        accelerator=t.accelerator, devices=t.devices, strategy=t.strategy, num_nodes=t.num_nodes,
+        precision=t.precision, fast_dev_run=t.fast_dev_run, max_epochs=cfg.optim.max_epochs,
+        limit_train_batches=t.limit_train_batches, limit_val_batches=t.limit_val_batches,
+        log_every_n_steps=t.log_every_n_steps, check_val_every_n_epoch=t.check_val_every_n_epoch,
+        deterministic=t.deterministic, enable_progress_bar=t.enable_progress_bar,
+        gradient_clip_val=cfg.optim.grad_clip_norm, gradient_clip_algorithm="norm",
+        default_root_dir=str(out), logger=logger, callbacks=callbacks, enable_checkpointing=ckpt is not None,
+        use_distributed_sampler=False, num_sanity_val_steps=0,
+    )
+    last = out / "checkpoints" / "last.ckpt"
+    resume = str(last) if ckpt is not None and last.is_file() else None
+    if resume:
+        rank_zero_info(f"resuming from {resume}")
+    try:
+        trainer.fit(system, datamodule=datamodule, ckpt_path=resume)
+    finally:
+        _finish_wandb()
+    result = {
+        "best_checkpoint": ckpt.best_model_path if ckpt else None,
+        "last_checkpoint": str(last) if last.is_file() else None,
+        "run_dir": str(out),
+        "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
+        "parameters": count_parameters(system.model),
+    }
+    if ckpt is not None and trainer.is_global_zero:
+        config = {k: v for k, v in resolved.items() if k != "git_commit"}
+        finished.write_text(json.dumps({"config": config, "result": result}, indent=1))
+    return result
