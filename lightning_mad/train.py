@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_only
 
+from lightning_mad.callbacks.examples import ValidationExamples
 from lightning_mad.config.load import resolved_dict
 from lightning_mad.models import count_parameters, model_spec
 from lightning_mad.systems import SYSTEMS
@@ -105,7 +106,7 @@ def train(cfg: DictConfig) -> dict:
     datamodule = build_datamodule(cfg, system)
     out.mkdir(parents=True, exist_ok=True)
     rank_zero_only(lambda: (out / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved))))()
-    callbacks = []
+    callbacks = [ValidationExamples()] if cfg.logger.wandb else []
     ckpt = None
     if cfg.checkpoint.enabled and not cfg.trainer.fast_dev_run:
         has_val = bool(cfg.data.val)

@@ -79,14 +79,12 @@ def load_config(args: list[str] | None = None, **kwargs: str) -> DictConfig:
     fidelity_name = pick("fidelity", cfg.fidelity)
     data_name = pick("data", cfg.data.preset)
     trainer_name = pick("trainer", cfg.trainer.preset)
+    fidelity = _read_yaml(root / "presets" / "fidelity" / f"{fidelity_name}.yaml")
+    data = _read_yaml(root / "presets" / "data" / f"{data_name}.yaml")
+    trainer = _read_yaml(root / "presets" / "trainer" / f"{trainer_name}.yaml")
     try:
         cfg = OmegaConf.merge(
-            cfg,
-            _read_yaml(root / "presets" / "fidelity" / f"{fidelity_name}.yaml"),
-            experiment,
-            profile,
-            {"data": _read_yaml(root / "presets" / "data" / f"{data_name}.yaml")},
-            {"trainer": _read_yaml(root / "presets" / "trainer" / f"{trainer_name}.yaml")},
+            cfg, fidelity, experiment, profile, {"data": data}, {"trainer": trainer},
             {"experiment": name, "profile": profile_name, "fidelity": fidelity_name,
              "data": {"preset": data_name}, "trainer": {"preset": trainer_name}},
             OmegaConf.from_dotlist(dotted),

@@ -1,0 +1,129 @@
+"""One LightningDataModule for every corpus composition; it yields audio (models compute their own features).
+
+* train: excerpt batches ``{mixture (B, S), vocals (B, S), accompaniment (B, S)[, stems (B, 4, S)]}`` float32,
+  ``stems`` in (bass, drums, other, vocals) order and only when every training corpus has stems
+  (see :mod:`lightning_mad.data.excerpts` for the ``random`` and ``released`` schemes);
+* val / test: whole tracks, batch size 1, in dataset order: ``{name, corpus, mixture (1, S), vocals (1, S),
+  accompaniment (1, S)[, stems (1, 4, S)]}`` (:func:`~lightning_mad.data.tracks.collate_tracks`), loaded in the
+  main process (each track decoded once, then cached); an empty list when no datasets were given.
+
+Datasets are given as built :class:`~lightning_mad.data.tracks.TrackDataset` s or as specs (dicts / OmegaConf
+nodes, see :func:`~lightning_mad.data.sample.build_dataset`), e.g. the paper's training set
+``[{corpus: dsd100, root: R, split: Dev}, {corpus: medleydb, root: M}]``.
+
+``prepare_data`` (one process per node) indexes every corpus, so a bad path fails before training starts, and fills
+the on-disk cache when ``cache_dir`` is set; ``setup`` builds the datasets on every process. Decoded audio is cached
+in memory per process (each file is decoded once; excerpts are slices of the cached arrays); training tracks are
+decoded in the main process before the DataLoader starts its workers, which then share them. For full corpora set
+``cache_dir``: the arrays are then memory-mapped ``.npy`` files shared by all workers and ranks.
+The Trainer must be built with ``use_distributed_sampler=False``: the samplers shard themselves.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytorch_lightning as pl
+from torch.utils.data import DataLoader
+
+from lightning_mad.data.excerpts import RandomExcerpts, RandomExcerptSampler, ReleasedExcerpts, ReleasedSampler
+from lightning_mad.data.sample import build_composition
+from lightning_mad.data.tracks import TrackConcat, collate_tracks
+
+SAMPLERS = ("random", "released")
+
+
+class SeparationDataModule(pl.LightningDataModule):
+    """Training excerpts and whole-track validation / test sets of a composition of corpora.
+
+    Args:
+        train: dataset spec(s) or dataset(s) for training (a list, or one).
+        val: same for validation (None or []: no validation loader).
+        test: same for testing (None or []: no test loader).
+        excerpt_samples: S, excerpt length in samples at 44.1 kHz. Default 60 * 384: MaD's T = 60 frames at hop 384.
+        excerpt_stride: released scheme's window stride. Default 40 * 384: MaD's T - 2L = 40 frames.
+        batch_size: excerpts per training batch (per rank).
+        excerpts_per_epoch: random scheme only: excerpts per epoch over all ranks.
+        sampler: ``"random"`` or ``"released"``.
+        seed: base seed of the excerpt draws and shuffles.
+        num_workers: DataLoader workers (persistent when > 0).
+        cache_dir: on-disk decoded-audio cache (None: memory only).
+        weighting: random scheme's track choice, ``"length"`` or ``"uniform"``.
+        group_size: released scheme's tracks per group.
+        base_dir: folder that relative spec roots are resolved against (default: working directory).
+        rank, world_size: override the DDP shard (default: from ``torch.distributed``).
+    """
+
+    def __init__(self, train, val=None, test=None, excerpt_samples: int = 60 * 384, excerpt_stride: int = 40 * 384,
+                 batch_size: int = 16, excerpts_per_epoch: int = 1024, sampler: str = "random", seed: int = 0,
+                 num_workers: int = 0, cache_dir: str | Path | None = None, weighting: str = "length",
+                 group_size: int = 4, base_dir: str | Path | None = None, rank: int | None = None,
+                 world_size: int | None = None):
+        super().__init__()
+        if sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+        self.specs = {"train": train, "val": val, "test": test}
+        self.excerpt_samples, self.excerpt_stride = int(excerpt_samples), int(excerpt_stride)
+        self.batch_size, self.excerpts_per_epoch = int(batch_size), int(excerpts_per_epoch)
+        self.sampler, self.seed, self.num_workers = sampler, int(seed), int(num_workers)
+        self.cache_dir, self.weighting, self.group_size = cache_dir, weighting, int(group_size)
+        self.base_dir, self.rank, self.world_size = base_dir, rank, world_size
+        self.datasets: dict[str, TrackConcat | None] = {"train": None, "val": None, "test": None}
+        self._excerpts = None
+
+    def _build(self, part: str) -> TrackConcat | None:
+        if self.specs[part] is None or (isinstance(self.specs[part], (list, tuple)) and not self.specs[part]):
+            return None
+        if self.datasets[part] is None:
+            self.datasets[part] = build_composition(self.specs[part], self.base_dir, self.cache_dir)
+        return self.datasets[part]
+
+    def prepare_data(self) -> None:
+        for part in ("train", "val", "test"):
+            dataset = self._build(part)
+            if dataset is not None and self.cache_dir is not None:
+                for index in range(len(dataset)):
+                    dataset.arrays(index)
+        # prepare_data must not leave state behind (it runs on one process only): setup rebuilds
+        self.datasets = {"train": None, "val": None, "test": None}
+
+    def setup(self, stage: str | None = None) -> None:
+        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), None: ("train", "val", "test")}
+        for part in wanted.get(stage, ()):
+            self._build(part)
+
+    def excerpts(self):
+        """The training excerpt dataset (decodes every training track on first use)."""
+        if self._excerpts is None:
+            tracks = self._build("train")
+            if tracks is None:
+                raise ValueError("SeparationDataModule: no training datasets given")
+            if self.sampler == "random":
+                self._excerpts = RandomExcerpts(tracks, self.excerpt_samples, self.seed, self.weighting)
+            else:
+                self._excerpts = ReleasedExcerpts(tracks, self.excerpt_samples, self.group_size)
+        return self._excerpts
+
+    def train_sampler(self):
+        """A fresh sampler for the training loader (rank / world size read now)."""
+        excerpts = self.excerpts()
+        if self.sampler == "random":
+            return RandomExcerptSampler(self.excerpts_per_epoch, self.rank, self.world_size)
+        return ReleasedSampler(excerpts.group_lengths, self.excerpt_samples, self.excerpt_stride, self.batch_size,
+                               self.seed, self.rank, self.world_size)
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.excerpts(), batch_size=self.batch_size, sampler=self.train_sampler(),
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0, drop_last=True)
+
+    def _tracks_loader(self, part: str) -> DataLoader | list:
+        dataset = self._build(part)
+        if dataset is None:
+            return []  # Lightning skips the loop
+        # in the main process, so each track is decoded once and stays cached across epochs
+        return DataLoader(dataset, batch_size=1, shuffle=False, collate_fn=collate_tracks, num_workers=0)
+
+    def val_dataloader(self) -> DataLoader | list:
+        return self._tracks_loader("val")
+
+    def test_dataloader(self) -> DataLoader | list:
+        return self._tracks_loader("test")
