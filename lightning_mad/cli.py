@@ -76,11 +76,14 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
         print(__doc__.strip())
         return 0 if not argv or argv[0] in ("-h", "--help") else 2
+    from lightning_mad.audio import AudioError
     from lightning_mad.config.load import ConfigError
+    from lightning_mad.data.tracks import DatasetError
+    from lightning_mad.inference.api import ModelLoadError
 
     try:
         return COMMANDS[argv[0]](argv[1:])
-    except ConfigError as err:
+    except (ConfigError, DatasetError, AudioError, ModelLoadError) as err:
         return _fail(str(err))
 
 

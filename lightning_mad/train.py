@@ -16,7 +16,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_only
 
 from lightning_mad.callbacks.examples import ValidationExamples
-from lightning_mad.config.load import resolved_dict
+from lightning_mad.config.load import ConfigError, resolved_dict
 from lightning_mad.models import count_parameters, model_spec
 from lightning_mad.systems import SYSTEMS
 
@@ -52,11 +52,24 @@ def build_system(cfg: DictConfig):
     )
 
 
+def data_section(cfg: DictConfig) -> dict:
+    """The resolved ``data`` section; a preset whose folder was not given fails with one line saying so."""
+    data = OmegaConf.to_container(cfg.data, resolve=True)
+    for split in ("train", "val", "test"):
+        for spec in data[split] or []:
+            if spec.get("corpus") != "sample" and not spec.get("root"):
+                key = "data.medleydb_root" if spec.get("corpus") == "medleydb" and data.get("preset") == "paper" \
+                    else "data.root"
+                raise ConfigError(f"data preset {cfg.data.preset!r} needs the {spec.get('corpus')} folder: "
+                                  f"add {key}=DIR")
+    return data
+
+
 def build_datamodule(cfg: DictConfig, system):
     """The shared DataModule with the excerpt geometry of the system's model."""
     from lightning_mad.data.datamodule import SeparationDataModule
 
-    data = OmegaConf.to_container(cfg.data, resolve=True)
+    data = data_section(cfg)
     return SeparationDataModule(
         train=data["train"], val=data["val"], test=data["test"],
         excerpt_samples=system.excerpt_samples, excerpt_stride=system.excerpt_stride,

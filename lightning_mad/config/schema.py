@@ -59,6 +59,9 @@ class OptimSection:
 class DataSection:
     preset: str = "sample"  # experiments/presets/data/<preset>.yaml
     root: Optional[str] = None
+    medleydb_root: Optional[str] = None  # second corpus of the paper's training set
+    test_mixture: str = "file"  # DSD100 test mixture: "file" | "sum_of_stems" (§13.10, [code:mss])
+    read_scale: str = "float"  # DSD100 wav scale: "float" (/32768) | "int16_32767" (released code)
     train: list = field(default_factory=list)  # dataset specs {corpus, root, split, ...}
     val: list = field(default_factory=list)
     test: list = field(default_factory=list)

@@ -78,7 +78,16 @@ def build_dataset(spec, base_dir: str | Path | None = None, cache_dir: str | Pat
         root = Path(base_dir) / root
     cls, fixed = CORPORA[corpus]
     spec.setdefault("cache_dir", cache_dir)
-    return cls(root, **fixed, **spec)
+    # hold-out selection on sorted track names: ``drop_last: N`` (training part) / ``last: N`` (held-out part)
+    drop_last, last = int(spec.pop("drop_last", 0)), spec.pop("last", None)
+    dataset = cls(root, **fixed, **spec)
+    if drop_last or last is not None:
+        names = sorted(dataset.names)
+        keep = names[len(names) - int(last):] if last is not None else names[: len(names) - drop_last]
+        if not keep:
+            raise DatasetError(f"{corpus} {root}: hold-out selection leaves no track ({len(names)} found)")
+        dataset = cls(root, **fixed, **{**spec, "tracks": keep})
+    return dataset
 
 
 def build_composition(specs, base_dir=None, cache_dir=None) -> TrackConcat:
