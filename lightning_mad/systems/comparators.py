@@ -7,6 +7,7 @@ the released code's value (or, where there is no code, the choice documented in 
 from __future__ import annotations
 
 import torch
+from pytorch_lightning.utilities import rank_zero_warn
 
 from lightning_mad.losses import generalized_kl
 from lightning_mad.systems.base import SeparationSystem
@@ -115,31 +116,35 @@ class CHASystem(SeparationSystem):
     example): ``| E(v,v) + alpha_acc * E(a,a) - beta_voc * E(v,a) |`` with alpha_acc = 0.9, beta_voc = 0.02.
 
     ``loss.kwargs``: alpha, beta, beta_voc (4 sources), alpha_acc, beta_voc_2 (2 sources), include_other_error,
-    reduction ``"sum"`` (released: summed over the batch) or ``"mean"`` (divided by the batch size).
+    reduction ``"sum"`` (released: summed over the batch) or ``"mean"`` (divided by the batch size),
+    without_stems: what a 4-source model does on a corpus without stems (MedleyDB, MIR-1K): ``"error"`` (default)
+    or ``"two_source"`` (the 2-source loss on vocals and the summed bass + drums + other estimates, with a
+    warning; not the released objective).
     With ``optim.name: adadelta`` the optimiser gets Lasagne's rho = 0.95 (PyTorch's default is 0.9).
     """
 
     def sequence_loss(self, seqs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
         cfg = _kwargs(self)
-        mix = seqs["mixture"]
-        if self.model.cfg.n_sources == 4:
-            if "stems" not in seqs:
-                raise ValueError("CHA with n_sources=4 needs the four stems (bass, drums, other, vocals) in the "
-                                 "batch, but this corpus has none; train it on DSD100/MUSDB18 or set "
-                                 "model.kwargs.n_sources=2 (vocals, accompaniment)")
+        n_sources = self.model.cfg.n_sources
+        out = self.model(seqs["mixture"])
+        est = out["sources"]  # (B, S, T, N)
+        if n_sources == 4 and "stems" in seqs:
             # stems (B, 4, T, N) in STEM_NAMES order (bass, drums, other, vocals) -> vocals, bass, drums, other
             targets = seqs["stems"][:, [3, 0, 1, 2]]
         else:
+            if n_sources == 4:
+                self._check_two_source_fallback(cfg)
+                # vocals and the sum of the three other estimates = (1 - m_vocals) |X|
+                est = torch.stack([est[:, 0], est[:, 1:].sum(1)], dim=1)
             targets = torch.stack([seqs["vocals"], seqs["accompaniment"]], dim=1)
-        out = self.model(mix)
         scale = self.model.cfg.scale_factor
-        est, tgt = out["sources"] * scale, targets * scale
-        norm = mix.shape[0] if cfg.get("reduction", "sum") == "mean" else 1
+        est, tgt = est * scale, targets * scale
+        norm = est.shape[0] if cfg.get("reduction", "sum") == "mean" else 1
 
         def err(i: int, j: int) -> torch.Tensor:
             return (est[:, i] - tgt[:, j]).pow(2).sum() / norm
 
-        if self.model.cfg.n_sources == 4:
+        if est.shape[1] == 4:
             own = err(0, 0) + err(1, 1) + err(2, 2)
             if cfg.get("include_other_error", False):
                 own = own + err(3, 3)
@@ -151,6 +156,21 @@ class CHASystem(SeparationSystem):
             own = err(0, 0) + cfg.get("alpha_acc", 0.9) * err(1, 1)
             loss = (own - cfg.get("beta_voc_2", 0.02) * err(0, 1)).abs()
         return loss, {"vocals_error": err(0, 0).detach()}
+
+    def _check_two_source_fallback(self, cfg: dict) -> None:
+        mode = cfg.get("without_stems", "error")
+        if mode == "error":
+            raise ValueError("CHA with n_sources=4 needs the four stems (bass, drums, other, vocals) in the "
+                             "batch, but this corpus has none; train it on DSD100/MUSDB18, set "
+                             "model.kwargs.n_sources=2 (vocals, accompaniment), or set "
+                             "loss.kwargs.without_stems=two_source")
+        if mode != "two_source":
+            raise ValueError(f"loss.kwargs.without_stems must be 'error' or 'two_source', got {mode!r}")
+        if not getattr(self, "_warned_two_source", False):
+            self._warned_two_source = True
+            rank_zero_warn("CHA: the training data has no stems; the 4-source network is trained with the "
+                           "2-source loss on vocals and the sum of its bass, drums and other estimates "
+                           "(loss.kwargs.without_stems=two_source). Not the released objective.")
 
     def configure_optimizers(self):
         optimizer = super().configure_optimizers()
