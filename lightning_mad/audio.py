@@ -68,6 +68,8 @@ def _check_file(path: Path) -> None:
         raise AudioError(path, "no such file")
     if path.is_dir():
         raise AudioError(path, "is a directory, expected an audio file")
+    if not os.access(path, os.R_OK):
+        raise AudioError(path, "permission denied (file not readable)")
     if path.stat().st_size == 0:
         raise AudioError(path, "empty file (0 bytes)")
 

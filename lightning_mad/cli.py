@@ -2,6 +2,11 @@
 
     lightning-mad train experiment=NAME [profile=quick] [fidelity=released_code] [data=sample] [key=value ...]
     lightning-mad separate INPUT [INPUT ...] (--checkpoint PATH | --model NAME_OR_FILE) -o OUTDIR [--iter N] [--tau T]
+    lightning-mad export --checkpoint PATH -o model.pt
+    lightning-mad evaluate checkpoint=PATH [data=NAME] [data.root=DIR] [data.split=test] [protocol=P[,P]] [workers=N]
+                           [inference.n_iter=..] [output_dir=DIR] [tracks=a,b] [limit=N]
+    lightning-mad table [profile=quick] [data=sample] [data.root=DIR] [seeds=0,1] [registry=experiments/table.yaml]
+    lightning-mad sweep experiment=NAME [grid.KEY=v1,v2 ...] [sweep=experiments/sweeps/ablation.yaml] [key=value ...]
 """
 from __future__ import annotations
 
@@ -39,6 +44,9 @@ def separate_parser() -> argparse.ArgumentParser:
     p.add_argument("--stop-rule", choices=("batch", "sequence"), help="recurrent-inference stopping per batch or sequence")
     p.add_argument("--phase-iterations", type=int, help="1 = mixture phase; 10 = the released code's GL-like loop")
     p.add_argument("--downmix", action="store_true", help="separate the mono downmix instead of each channel")
+    p.add_argument("--keep-model-rate", action="store_true", help="write 44.1 kHz stems instead of the input's rate")
+    p.add_argument("--bits", choices=("float", "16", "24"), default="float", help="sample format of the stems")
+    p.add_argument("--format", dest="fmt", choices=("wav", "flac"), default="wav", help="file format of the stems")
     p.add_argument("--device", default="cpu", help="cpu or cuda:N")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     return p
@@ -58,9 +66,10 @@ def cmd_separate(argv: list[str]) -> int:
     for path in a.inputs:
         try:
             written = separate_file(loaded, Path(path), Path(a.out), downmix=a.downmix, quiet=a.quiet,
+                                    keep_model_rate=a.keep_model_rate, bits=a.bits, fmt=a.fmt,
                                     n_iter=a.n_iter, tau=a.tau, stop_rule=a.stop_rule,
                                     phase_iterations=a.phase_iterations)
-        except AudioError as err:
+        except (AudioError, ValueError) as err:
             status = _fail(str(err))
             continue
         if not a.quiet:
@@ -68,7 +77,37 @@ def cmd_separate(argv: list[str]) -> int:
     return status
 
 
-COMMANDS = {"train": cmd_train, "separate": cmd_separate}
+def cmd_evaluate(args: list[str]) -> int:
+    from lightning_mad.evaluate import main as evaluate_main
+
+    return evaluate_main(args)
+
+
+def cmd_table(args: list[str]) -> int:
+    from lightning_mad.table import main as table_main
+
+    return table_main(args)
+
+
+def cmd_sweep(args: list[str]) -> int:
+    from lightning_mad.callbacks.sweep import main as sweep_main
+
+    return sweep_main(args)
+
+
+def cmd_export(argv: list[str]) -> int:
+    from lightning_mad.inference.export import export_release
+
+    p = argparse.ArgumentParser(prog="lightning-mad export", description="Write a release file from a checkpoint.")
+    p.add_argument("--checkpoint", required=True, help="Lightning checkpoint (.ckpt)")
+    p.add_argument("-o", "--out", required=True, help="release file to write (e.g. model.pt)")
+    a = p.parse_args(argv)
+    print(export_release(Path(a.checkpoint), Path(a.out)))
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "separate": cmd_separate, "export": cmd_export, "evaluate": cmd_evaluate,
+            "table": cmd_table, "sweep": cmd_sweep}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,10 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     from lightning_mad.config.load import ConfigError
     from lightning_mad.data.tracks import DatasetError
     from lightning_mad.inference.api import ModelLoadError
+    from lightning_mad.systems.base import NonFiniteLossError
 
     try:
         return COMMANDS[argv[0]](argv[1:])
-    except (ConfigError, DatasetError, AudioError, ModelLoadError) as err:
+    except (ConfigError, DatasetError, AudioError, ModelLoadError, NonFiniteLossError) as err:
         return _fail(str(err))
 
 

@@ -27,6 +27,8 @@ class SeparationSystem(pl.LightningModule):
         the training step; inference: default separation settings stored for later use.
     """
 
+    VALIDATION_CHUNK = 64  # sequences per forward pass in whole-track validation
+
     def __init__(self, model_class: str, model_kwargs: dict, loss: dict, optim: dict,
                  train_inference: dict, inference: dict):
         super().__init__()
@@ -83,7 +85,9 @@ class SeparationSystem(pl.LightningModule):
         seqs = {k: self.track_sequences(v) for k, v in tracks.items() if k != "stems"}
         if "stems" in tracks:  # (4, S) -> (n_seq, 4, T, N)
             seqs["stems"] = torch.stack([self.track_sequences(s) for s in tracks["stems"]], dim=1)
-        size = self.hparams.optim.get("batch_size", 16)
+        # Large chunks: recurrent layers on CPU are bound by streaming their weights once per time step, so
+        # 64 sequences cost about as much as 2. (With stop_rule="batch" the loss depends on the chunking.)
+        size = max(self.VALIDATION_CHUNK, self.hparams.optim.get("batch_size", 16))
         n_seq = seqs["mixture"].shape[0]
         total = seqs["mixture"].new_zeros(())
         for i in range(0, n_seq, size):
