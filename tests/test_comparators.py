@@ -380,7 +380,7 @@ def test_separate_two_seconds(name, real_track):
     torch.manual_seed(0)
     model = build_model(name).eval()
     mixture = sum(s[: 2 * 44100] for s in real_track.values())
-    settings = dict(batch_size=256, block_sequences=256, n_iter=10, tau=1e-3)  # MaD's knobs are ignored
+    settings = dict(batch_size=256, block_frames=256, n_iter=10, tau=1e-3)  # MaD's knobs are ignored
     vocals = separate_vocals(model, mixture, **settings)
     assert vocals.shape == mixture.shape and torch.isfinite(vocals).all()
     accompaniment = mixture - vocals

@@ -83,11 +83,11 @@ def test_separation_covers_every_sample(n_samples):
 
 def test_block_processing_equals_whole_track():
     x = torch.randn(44100 * 4) * 0.1
-    whole = separate_vocals(HalfModel(), x, block_sequences=10_000)
-    blocks = separate_vocals(HalfModel(), x, block_sequences=2)
+    whole = separate_vocals(HalfModel(), x, block_frames=10**9)
+    blocks = separate_vocals(HalfModel(), x, block_frames=80)
     torch.testing.assert_close(blocks, whole, rtol=0, atol=1e-6)
-    whole = separate_vocals(HalfModel(), x, block_sequences=10_000, phase_iterations=10)
-    blocks = separate_vocals(HalfModel(), x, block_sequences=3, phase_iterations=10)
+    whole = separate_vocals(HalfModel(), x, block_frames=10**9, phase_iterations=10)
+    blocks = separate_vocals(HalfModel(), x, block_frames=120, phase_iterations=10)
     assert (blocks - whole).abs().max() < 1e-4
 
 

@@ -37,12 +37,28 @@ def test_short_training_lowers_the_loss_on_real_audio(fidelity):
     assert losses[-1] < 0.6 * losses[0], losses[::8]
 
 
-@pytest.mark.parametrize("name", [n for n in list_experiments()])
-def test_fast_dev_run_of_every_experiment(name, tmp_path):
-    # full-size models at batch 2 keep this to seconds per experiment on 2 CPU cores
-    cfg = load_config([f"experiment={name}", "profile=debug", f"output_dir={tmp_path}", "optim.batch_size=2"])
+TINY_OF = {"gru_ris_l": "tiny", "gru_ris_s": "tiny", "gru_nri": "tiny_nri", "tiny": "tiny", "gra": "tiny_gra",
+           "mim_hw": "tiny_mim_hw", "cha": "tiny_cha", "mim_dwf": "tiny_mim_dwf", "mim_dwf_plus": "tiny_mim_dwf"}
+
+
+@pytest.mark.parametrize("name", list_experiments())
+def test_fast_dev_run_of_every_experiment_config(name, tmp_path):
+    """Each experiment's config (loss, optimiser, inference, fidelity) with its model at tiny size."""
+    cfg = load_config([f"experiment={name}", "profile=debug", f"output_dir={tmp_path}",
+                       f"model.name={TINY_OF[name]}"])
     result = train(cfg)
     assert result["best_checkpoint"] is None  # fast_dev_run writes no checkpoint
+    assert torch.isfinite(torch.tensor(result["metrics"]["train/loss_step"]))
+
+
+@pytest.mark.parametrize("name", ["gru_nri", pytest.param("gru_ris_l", marks=pytest.mark.slow),
+                                  *[pytest.param(n, marks=pytest.mark.slow) for n in list_experiments()
+                                    if n not in ("gru_nri", "gru_ris_l", "tiny")]])
+def test_fast_dev_run_full_size(name, tmp_path):
+    """Full-size networks (27.2 M / 17.4 M parameters for MaD) through one batch of each loop."""
+    cfg = load_config([f"experiment={name}", "profile=debug", f"output_dir={tmp_path}", "optim.batch_size=2"])
+    result = train(cfg)
+    assert result["parameters"] > 400_000
     assert torch.isfinite(torch.tensor(result["metrics"]["train/loss_step"]))
 
 

@@ -6,7 +6,9 @@ Merge order (later wins)::
                     < presets/data/<D> (into ``data``) < presets/trainer/<T> (into ``trainer``) < command line
 
 Group selections come from the command line (``profile=quick``, ``fidelity=clean``, ``data=dsd100``,
-``trainer=ddp_sim``), else from the profile's then the experiment's ``defaults:`` block, else the schema.
+``trainer=ddp_sim``), else from the ``defaults:`` blocks of the profile and the experiment, else the schema. The
+experiment's choice wins (a comparator names the corpus it was trained on) unless the profile sets
+``defaults_win: true`` (``quick`` and ``debug`` run on the bundled sample whatever the experiment says).
 Every other ``key=value`` is an OmegaConf dotted override (``optim.lr=3e-4``, ``data.root=/x``).
 """
 from __future__ import annotations
@@ -71,10 +73,12 @@ def load_config(args: list[str] | None = None, **kwargs: str) -> DictConfig:
     exp_defaults = experiment.pop("defaults", {}) or {}
     profile_name = groups.get("profile", exp_defaults.get("profile", cfg.profile))
     profile = _read_yaml(root / "presets" / "profile" / f"{profile_name}.yaml")
-    prof_defaults = profile.pop("defaults", {}) or {}
+    prof_defaults = dict(profile.pop("defaults", {}) or {})
+    first, second = (prof_defaults, exp_defaults) if prof_defaults.pop("defaults_win", False) \
+        else (exp_defaults, prof_defaults)
 
     def pick(group: str, fallback: str) -> str:
-        return groups.get(group, prof_defaults.get(group, exp_defaults.get(group, fallback)))
+        return groups.get(group, first.get(group, second.get(group, fallback)))
 
     fidelity_name = pick("fidelity", cfg.fidelity)
     data_name = pick("data", cfg.data.preset)

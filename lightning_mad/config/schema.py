@@ -27,7 +27,7 @@ class RecurrentInferenceSection:
 class InferenceSection(RecurrentInferenceSection):
     phase_iterations: int = 10  # 10 = released GL-like loop (§7.3, §13.9); 1 = mixture phase only
     batch_size: int = 16  # sequences per model call
-    block_sequences: int = 64  # sequences per separation block (memory bound)
+    block_frames: int = 2560  # frames per separation block (memory bound; ~22 s at hop 384)
     edge_truncation: bool = False  # §13.16: released test-time truncation (first L frames, tail to batch multiple)
     wiener_alpha: Optional[float] = None  # generalised Wiener exponent of comparators (None = the model's default)
 

@@ -17,7 +17,7 @@ from lightning_mad.inference.separator import separate_vocals
 from lightning_mad.models import MODEL_PRESETS, build_model, model_from_config
 
 SAMPLE_RATE = 44100
-INFERENCE_KEYS = ("n_iter", "tau", "stop_rule", "phase_iterations", "batch_size", "block_sequences", "edge_truncation",
+INFERENCE_KEYS = ("n_iter", "tau", "stop_rule", "phase_iterations", "batch_size", "block_frames", "edge_truncation",
                   "wiener_alpha")
 
 
@@ -46,8 +46,9 @@ def load_model(source: str | Path, device: str | torch.device = "cpu") -> Loaded
     if source in MODEL_PRESETS and not Path(source).exists():
         torch.manual_seed(0)
         model, inference, info = build_model(source), _default_inference(), {"weights": "random (untrained)"}
+        inference["phase_iterations"] = 1  # random weights: the mixture phase is enough
         if source.startswith("tiny"):
-            inference.update(n_iter=2, batch_size=8, block_sequences=16)
+            inference.update(n_iter=2, batch_size=8, block_frames=128)
     else:
         path = Path(source)
         if not path.is_file():

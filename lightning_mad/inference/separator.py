@@ -7,11 +7,11 @@ code, every frame is estimated: L zero frames are placed before the first frame 
 so nothing is lost at the start (the released code never estimates the first L frames) or at the end (it drops
 trailing sequences to a multiple of the batch size).
 
-Memory: the track is processed in blocks of ``block_sequences`` sequences; only one block's spectrogram exists at a
+Memory: the track is processed in blocks of about ``block_frames`` frames; only one block's spectrogram exists at a
 time, and the synthesised frames are overlap-added into the output as they are produced. Overlap-add with the
 position-independent least-squares window is linear, so with the mixture phase (``phase_iterations <= 1``) the
 block-wise result equals whole-track processing up to float rounding. Phase refinement (MAD-SPEC §7.3) is iterative
-over the whole signal; each block refines ``margin_sequences`` extra sequences on both sides and keeps its centre.
+over the whole signal; each block refines at least ``margin_frames`` extra frames on both sides and keeps its centre.
 """
 from __future__ import annotations
 
@@ -44,8 +44,8 @@ def separate_vocals(
     mixture: torch.Tensor,
     *,
     batch_size: int = 16,
-    block_sequences: int = 64,
-    margin_sequences: int = 1,
+    block_frames: int = 2560,
+    margin_frames: int = 40,
     phase_iterations: int = 1,
     edge_truncation: bool = False,
     progress: Callable[[int, int], None] | None = None,
@@ -58,8 +58,9 @@ def separate_vocals(
         mixture: (S,) float mono signal at the model's rate.
         batch_size: sequences per model call (with ``stop_rule="batch"`` this decides which sequences stop
             together, as in the released code; with ``"sequence"`` the result does not depend on it).
-        block_sequences: sequences per block (bounds memory: about block_sequences * (T - 2L) frames at a time).
-        margin_sequences: extra sequences on each side of a block used only by phase refinement.
+        block_frames: estimated frames per block, rounded to whole sequences (bounds memory; 2560 frames are about
+            22 s at MaD's hop).
+        margin_frames: extra frames on each side of a block used only by phase refinement.
         phase_iterations: 10 = the released code's Griffin-Lim-like loop from the mixture phase; 1 = mixture phase.
         edge_truncation: reproduce the released code's test-time coverage (spec §13.16): the sequence grid starts at
             frame 0, so the first L frames are never estimated (zero vocals), and trailing sequences are dropped to a
@@ -83,7 +84,8 @@ def separate_vocals(
     else:
         offset, n_seq = 0, math.ceil(n_frames / step)
     out = padded.new_zeros(stft.segment_length(max(n_frames, 1)))
-    margin = margin_sequences if phase_iterations > 1 else 0
+    block_sequences = max(1, block_frames // step)
+    margin = math.ceil(margin_frames / step) if phase_iterations > 1 else 0
     for k0 in range(0, n_seq, block_sequences):
         k1 = min(n_seq, k0 + block_sequences)
         ka, kb = max(0, k0 - margin), min(n_seq, k1 + margin)

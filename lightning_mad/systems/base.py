@@ -79,7 +79,7 @@ class SeparationSystem(pl.LightningModule):
                       batch_size=len(batch["mixture"]))
         return loss
 
-    def validation_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+    def track_loss(self, batch: dict) -> torch.Tensor:
         """Loss over every sequence of one whole track (batch size 1), averaged over sequences."""
         tracks = {k: batch[k][0] for k in SOURCE_KEYS if k in batch}
         seqs = {k: self.track_sequences(v) for k, v in tracks.items() if k != "stems"}
@@ -93,8 +93,17 @@ class SeparationSystem(pl.LightningModule):
         for i in range(0, n_seq, size):
             loss, _ = self.sequence_loss({k: v[i : i + size] for k, v in seqs.items()})
             total = total + loss * min(size, n_seq - i)
-        loss = total / n_seq
+        return total / n_seq
+
+    def validation_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss = self.track_loss(batch)
         self.log("val/loss", loss, prog_bar=True, on_epoch=True, batch_size=1, sync_dist=True)
+        return loss
+
+    def test_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        """Whole-track loss on the test split; separation scores come from callbacks and ``evaluate``."""
+        loss = self.track_loss(batch)
+        self.log("test/loss", loss, on_epoch=True, batch_size=1, sync_dist=True)
         return loss
 
     def configure_optimizers(self):

@@ -1,0 +1,79 @@
+"""`lightning-mad evaluate` end to end with the random tiny model on bundled MIR-1K clips (< 60 s)."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from lightning_mad import cli
+from lightning_mad.evaluate import default_protocols, parse_args
+
+FAST = ["inference.phase_iterations=1", "workers=0"]
+
+
+def test_parse_args_splits_own_keys_and_overrides():
+    own, rest, overrides = parse_args(["checkpoint=a.ckpt", "data=mir1k", "inference.n_iter=3", "protocol=museval",
+                                       "inference.tau=1e-2"])
+    assert own == {"checkpoint": "a.ckpt", "protocol": "museval"}
+    assert rest == ["data=mir1k", "inference.n_iter=3", "inference.tau=1e-2"]
+    assert overrides == {"n_iter": 3, "tau": 0.01}
+
+
+def test_default_protocols():
+    assert default_protocols("dsd100") == ("sisec2016",)
+    assert default_protocols("paper") == ("sisec2016",)
+    assert default_protocols("musdb18") == ("museval",)
+    assert default_protocols("musdb18hq") == ("museval",)
+    assert default_protocols("sample") == ("museval",)
+    assert default_protocols("mir1k") == ("mir1k", "museval")
+
+
+def test_evaluate_mir1k_layout_both_protocols_and_resume(tmp_path, sample_root, capsys):
+    out = tmp_path / "eval"
+    args = ["evaluate", "model=tiny", "data=mir1k", f"data.root={sample_root / 'mir1k'}",
+            "tracks=Kenshin_4_10", f"output_dir={out}", *FAST]
+    assert cli.main(args) == 0
+    printed = capsys.readouterr().out
+    assert "protocol mir1k" in printed and "protocol museval" in printed
+    for key in ("GNSDR", "GSIR", "GSAR", "median_of_track_medians", "pooled_frame_median", "accompaniment", "ISR"):
+        assert key in printed, key
+    assert "scored 1, reused 0" in printed
+    for protocol in ("mir1k", "museval"):
+        record = json.loads((out / protocol / "Kenshin_4_10.json").read_text())
+        names = {t["name"] for t in record["targets"]}
+        assert names == {"vocals", "accompaniment"}
+        assert record["lightning_mad"]["settings"]["settings"]["inference"]["phase_iterations"] == 1
+        summary = pd.read_csv(out / protocol / "summary.csv")
+        assert set(summary["target"]) == {"vocals", "accompaniment"}
+        assert {"SDR", "SIR", "SAR"} <= set(summary["metric"])
+    # second run: everything is reused, nothing is scored
+    assert cli.main(args) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("scored 0, reused 1") == 2
+    # a changed inference setting re-scores
+    assert cli.main(args[:-2] + ["inference.phase_iterations=1", "inference.n_iter=1", "workers=0",
+                                 "protocol=museval"]) == 0
+    assert "scored 1, reused 0" in capsys.readouterr().out
+
+
+def test_evaluate_sample_with_explicit_protocol(tmp_path, capsys):
+    out = tmp_path / "eval"
+    assert cli.main(["evaluate", "model=tiny", "data=sample", "protocol=sisec2016", "tracks=Kenshin_1_01",
+                     f"output_dir={out}", *FAST]) == 0
+    printed = capsys.readouterr().out
+    assert "protocol sisec2016" in printed and "pooled_frame_median" in printed
+    assert (out / "sisec2016" / "Kenshin_1_01.json").is_file()
+    assert (out / "sisec2016" / "results.csv").is_file()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["checkpoint=/no/such/file.ckpt", "data=sample"], "/no/such/file.ckpt"),
+    (["data=sample"], "checkpoint="),
+    (["model=tiny", "data=sample", "protocol=nope"], "nope"),
+    (["model=tiny", "data=sample", "tracks=not_a_track"], "not_a_track"),
+])
+def test_evaluate_errors_are_one_line(args, message, capsys):
+    assert cli.main(["evaluate", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err

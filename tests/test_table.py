@@ -1,0 +1,55 @@
+"""`lightning-mad table` logic on the tiny experiment with a test-only registry (< 90 s)."""
+from __future__ import annotations
+
+import pandas as pd
+import yaml
+
+from lightning_mad import cli
+from lightning_mad.table import load_registry
+
+
+def test_project_registry_lists_every_poster_row(project_root):
+    reg = load_registry(project_root / "experiments" / "table.yaml")
+    names = [r["name"] for r in reg["rows"]]
+    assert names == ["GRA", "MIM-HW", "CHA", "MIM-DWF", "MIM-DWF+", "GRU-NRI", "GRU-RIS-s", "GRU-RIS-l",
+                     "MaD TwinNet"]
+    rows = {r["name"]: r for r in reg["rows"]}
+    assert rows["GRU-RIS-l"]["paper"] == {"SDR": 4.20, "SIR": 7.94}
+    assert rows["CHA"]["official"]["SDR"] == 1.68 and rows["GRA"]["official"]["method"] == "GRA3"
+    assert rows["MaD TwinNet"]["experiment"] is None
+    mdl1 = reg["reference"][0]["official"]
+    assert (mdl1["SDR"], mdl1["SIR"], mdl1["SAR"]) == (4.02, 7.85, 4.53)
+
+
+def test_table_tiny_and_missing_rows(tmp_path, capsys):
+    registry = tmp_path / "table.yaml"
+    registry.write_text(yaml.safe_dump({
+        "rows": [{"name": "TINY", "experiment": "tiny", "paper": {"SDR": 1.0, "SIR": 2.0}},
+                 {"name": "NOT-YET", "experiment": "no_such_experiment_file", "paper": {"SDR": 3.0, "SIR": 4.0}},
+                 {"name": "NULL-ROW", "experiment": None}],
+        "reference": [{"name": "REF", "official": {"method": "MDL1", "SDR": 4.02, "SIR": 7.85}}],
+        "oracles": [{"name": "IRM (oracle)", "oracle": "IRM1"}]}))
+    out = tmp_path / "results"
+    args = ["table", "profile=quick", "data=sample", "seeds=0", f"registry={registry}", f"out={out}",
+            "tracks=Kenshin_4_10", "workers=0", f"output_dir={tmp_path / 'runs'}", "optim.max_epochs=1",
+            "trainer.limit_train_batches=1", "trainer.limit_val_batches=1", "logger.wandb=false",
+            "inference.phase_iterations=1", "trainer.enable_progress_bar=false"]
+    assert cli.main(args) == 0
+    printed = capsys.readouterr().out
+    assert "| TINY |" in printed and "not implemented" in printed and "NOT-YET" in printed
+    assert "NULL-ROW" in printed and "IRM (oracle)" in printed and "REF" in printed
+    table = pd.read_csv(out / "table.csv")
+    tiny = table[(table["method"] == "TINY")]
+    assert set(tiny["aggregation"]) >= {"median_of_track_medians", "pooled_frame_median"}
+    assert tiny["SDR"].notna().all() and (tiny["status"] == "ok").all() and (tiny["epochs"] == 1).all()
+    assert (table.loc[table["method"] == "NOT-YET", "status"] == "not implemented").all()
+    irm = table[(table["method"] == "IRM (oracle)") & (table["aggregation"] == "median_of_track_medians")]
+    assert float(irm["SDR"].iloc[0]) > float(tiny.loc[tiny["aggregation"] == "median_of_track_medians", "SDR"].iloc[0])
+    assert (out / "table.md").is_file() and "\\begin{tabular}" in (out / "table.tex").read_text()
+    # second run reuses the finished training run and the per-track scores (no file is rewritten)
+    written = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("*.json")}
+    written.update({p: p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("*.ckpt")})
+    assert any(p.name == "Kenshin_4_10.json" for p in written)
+    assert cli.main(args) == 0
+    assert {p: p.stat().st_mtime_ns for p in written} == written
+    assert pd.read_csv(out / "table.csv").equals(table)
