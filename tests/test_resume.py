@@ -26,7 +26,8 @@ def _weights(ckpt: Path) -> dict:
 
 
 def _command(out: Path) -> list[str]:
-    return [sys.executable, "-m", "lightning_mad", "train", *ARGS, f"output_dir={out}"]
+    # 8 short epochs: long enough to kill the run after its first checkpoint and before its end
+    return [sys.executable, "-m", "lightning_mad", "train", *ARGS, "optim.max_epochs=8", f"output_dir={out}"]
 
 
 def test_sigkill_mid_training_then_same_command_resumes_to_the_same_weights(tmp_path):
@@ -43,7 +44,7 @@ def test_sigkill_mid_training_then_same_command_resumes_to_the_same_weights(tmp_
         found = list((tmp_path / "killed").glob("*/checkpoints/last.ckpt"))
         if found:
             last = found[0]
-            time.sleep(1.0)  # into the next epoch
+            time.sleep(0.3)  # let the checkpoint file be completed; the run is then early in its next epoch
             break
         time.sleep(0.1)
     assert last is not None and proc.poll() is None, "run ended before it could be killed"
