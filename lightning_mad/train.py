@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.callbacks import ModelCheckpoint, Timer
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_only
 
 from lightning_mad.callbacks.examples import ValidationExamples
@@ -37,6 +37,13 @@ def run_name(cfg: DictConfig) -> str:
 
 def run_dir(cfg: DictConfig) -> Path:
     return Path(cfg.output_dir) / run_name(cfg)
+
+
+def torch_load_epoch(ckpt: str) -> int:
+    """Epoch count stored in a checkpoint (for timing a resumed run)."""
+    import torch
+
+    return int(torch.load(ckpt, map_location="cpu", weights_only=True).get("epoch", -1)) + 1
 
 
 def build_system(cfg: DictConfig):
@@ -119,7 +126,8 @@ def train(cfg: DictConfig) -> dict:
     datamodule = build_datamodule(cfg, system)
     out.mkdir(parents=True, exist_ok=True)
     rank_zero_only(lambda: (out / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved))))()
-    callbacks = [ValidationExamples()] if cfg.logger.wandb else []
+    timer = Timer()
+    callbacks = [timer] + ([ValidationExamples()] if cfg.logger.wandb else [])
     ckpt = None
     if cfg.checkpoint.enabled and not cfg.trainer.fast_dev_run:
         has_val = bool(cfg.data.val)
@@ -155,6 +163,10 @@ def train(cfg: DictConfig) -> dict:
         "run_dir": str(out),
         "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
         "parameters": count_parameters(system.model),
+        # wall time of this invocation (a resumed run counts only its own part)
+        "train_seconds": round(timer.time_elapsed("train"), 2),
+        "validation_seconds": round(timer.time_elapsed("validate"), 2),
+        "epochs_run": trainer.current_epoch - (int(torch_load_epoch(resume)) if resume else 0),
     }
     if ckpt is not None and trainer.is_global_zero:
         config = {k: v for k, v in resolved.items() if k != "git_commit"}
