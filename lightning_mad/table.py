@@ -109,6 +109,10 @@ def run_table(
                           out_dir=Path(result["run_dir"]) / "eval" / f"{cfg.data.preset}-{cfg.data.split}",
                           tracks=tracks, limit=limit, method_name=row["name"], progress=progress)
             per_seed.append(ev.summaries[protocol.name])
+            if row.get("ri_sweep"):  # the same trained model over the recurrent-inference grid
+                from lightning_mad.callbacks.sweep import sweep_checkpoint
+
+                sweep_checkpoint(cfg, ckpt, out / "ri_sweep" / f"{exp}-seed{seed}", max_tracks=limit or 4)
         for agg in aggregations:
             values = {m: [] for m in ("SDR", "SIR", "SAR")}
             for summary in per_seed:

@@ -115,10 +115,12 @@ def train(cfg: DictConfig) -> dict:
     out = run_dir(cfg)
     resolved = resolved_dict(cfg)
     resolved["git_commit"] = git_commit()
+    # what decides whether a finished run can be reused: everything that shapes the weights
+    reuse_key = {k: v for k, v in resolved.items() if k not in ("git_commit", "ri_sweep")}
     finished = out / "finished.json"
     if finished.is_file() and not cfg.trainer.fast_dev_run:
         record = json.loads(finished.read_text())
-        if record.get("config") == {k: v for k, v in resolved.items() if k != "git_commit"}:
+        if record.get("config") == reuse_key:
             rank_zero_info(f"reusing finished run {out} (same config)")
             return record["result"]
     pl.seed_everything(cfg.seed, workers=True)
@@ -128,6 +130,12 @@ def train(cfg: DictConfig) -> dict:
     rank_zero_only(lambda: (out / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved))))()
     timer = Timer()
     callbacks = [timer] + ([ValidationExamples()] if cfg.logger.wandb else [])
+    if cfg.ri_sweep.every_n_val_epochs > 0 and getattr(getattr(system.model, "cfg", None), "decoder", "") == "ris":
+        from lightning_mad.callbacks.sweep import RecurrentInferenceSweep
+
+        callbacks.append(RecurrentInferenceSweep(every_n_val_epochs=cfg.ri_sweep.every_n_val_epochs,
+                                                 val_metric=cfg.ri_sweep.metric, max_tracks=cfg.ri_sweep.max_tracks,
+                                                 out_dir=out / "ri_sweep"))
     ckpt = None
     if cfg.checkpoint.enabled and not cfg.trainer.fast_dev_run:
         has_val = bool(cfg.data.val)
@@ -169,6 +177,5 @@ def train(cfg: DictConfig) -> dict:
         "epochs_run": trainer.current_epoch - (int(torch_load_epoch(resume)) if resume else 0),
     }
     if ckpt is not None and trainer.is_global_zero:
-        config = {k: v for k, v in resolved.items() if k != "git_commit"}
-        finished.write_text(json.dumps({"config": config, "result": result}, indent=1))
+        finished.write_text(json.dumps({"config": reuse_key, "result": result}, indent=1))
     return result

@@ -114,3 +114,17 @@ def test_ablation_sweep_file_dry_run(project_root, capsys):
     assert len(lines) == len(sweep_runs(spec)) == 48
     assert cli.main(["sweep", "dry_run=true", "grid.inference.n_iter=0,3"]) == 0
     assert capsys.readouterr().out.split() == ["inference.n_iter=0", "inference.n_iter=3"]
+
+
+def test_sweep_checkpoint_on_a_trained_tiny_model(tmp_path):
+    """The table's path: a finished run's checkpoint swept over the default grid on the test split."""
+    from lightning_mad.callbacks.sweep import DEFAULT_GRID, sweep_checkpoint
+    from lightning_mad.config.load import load_config
+    from lightning_mad.train import train
+
+    cfg = load_config(["experiment=tiny", "profile=quick", f"output_dir={tmp_path}", "optim.max_epochs=1",
+                       "trainer.limit_train_batches=1", "logger.wandb=false", "trainer.enable_progress_bar=false"])
+    ckpt = train(cfg)["best_checkpoint"]
+    grid = sweep_checkpoint(cfg, ckpt, tmp_path / "sweep", max_tracks=2, metric="fast")
+    assert len(grid) == len(DEFAULT_GRID)
+    assert list((tmp_path / "sweep").glob("test_epoch*.csv"))

@@ -233,6 +233,28 @@ class RecurrentInferenceSweep(Callback):
 
 
 # --- `lightning-mad sweep`: a local grid runner over the ablation sweep file (no W&B server needed) -------------------
+def sweep_checkpoint(cfg, checkpoint: str | Path, out_dir: str | Path, max_tracks: int | None = None,
+                     metric: str = "museval", phase_iterations: int = 1) -> pd.DataFrame:
+    """Run the sweep on a trained checkpoint over the test split of ``cfg`` (``Trainer.test`` on one device, as
+    evaluation numbers should be). Returns the grid (one row per setting) also written under ``out_dir``."""
+    import torch
+    import pytorch_lightning as pl
+
+    from lightning_mad.train import build_datamodule, build_system
+
+    system = build_system(cfg)
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    system.load_state_dict(state)
+    sweep = RecurrentInferenceSweep(metric=metric, max_tracks=max_tracks, out_dir=out_dir,
+                                    phase_iterations=phase_iterations)
+    trainer = pl.Trainer(accelerator=cfg.trainer.accelerator, devices=1, logger=False, callbacks=[sweep],
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         limit_test_batches=max_tracks if max_tracks else 1.0, use_distributed_sampler=False,
+                         default_root_dir=str(out_dir))
+    trainer.test(system, datamodule=build_datamodule(cfg, system), verbose=False)
+    return sweep.last_grid
+
+
 def sweep_runs(spec: dict, fixed: list[str] | None = None) -> list[list[str]]:
     """The override lists of every grid point of a W&B-style sweep spec (``parameters: {key: {values: [...]}}``)."""
     import itertools

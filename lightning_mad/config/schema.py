@@ -103,6 +103,13 @@ class CheckpointSection:
 
 
 @dataclass
+class RISweepSection:
+    every_n_val_epochs: int = 0  # >0: sweep iter/tau on validation tracks every N epochs (RIS models only)
+    metric: str = "fast"  # "fast" (cheap global SDR) | "museval"
+    max_tracks: Optional[int] = 4
+
+
+@dataclass
 class Config:
     experiment: str = "gru_ris_l"
     description: str = ""
@@ -120,3 +127,4 @@ class Config:
     trainer: TrainerSection = field(default_factory=TrainerSection)
     logger: LoggerSection = field(default_factory=LoggerSection)
     checkpoint: CheckpointSection = field(default_factory=CheckpointSection)
+    ri_sweep: RISweepSection = field(default_factory=RISweepSection)

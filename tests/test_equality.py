@@ -1,0 +1,129 @@
+"""Fast paths against the per-time-step GRUCell reference, beyond tests/test_models.py (which checks the forward
+outputs with ``stop_rule="batch"`` for the encoder/decoder switches): here the training path (``stop_rule="sequence"``,
+the default) is checked for outputs *and gradients* of every parameter, with the decoder residual too; per-sequence
+stopping is checked to do no decoder work for converged sequences; and the benchmark smoke run is checked to print
+every figure."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from lightning_mad import build_model
+from lightning_mad.models.recurrent import recurrent_inference
+from lightning_mad.models.reference import reference_forward
+
+VARIANTS = [
+    dict(decoder="nri", encoder_residual="in_state"),
+    dict(decoder="nri", encoder_residual="on_output"),
+    dict(decoder="ris", encoder_residual="in_state"),
+    dict(decoder="ris", encoder_residual="on_output"),
+    dict(decoder="ris", encoder_residual="in_state", backward_alignment="aligned"),
+    dict(decoder="ris", encoder_residual="on_output", decoder_residual=True),
+]
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(str(x) for x in v.values()))
+@pytest.mark.parametrize("n_iter", [0, 3])
+def test_training_path_outputs_and_gradients_equal_reference(variant, n_iter):
+    torch.manual_seed(0)
+    model = build_model("tiny", **variant)
+    x = torch.rand(3, 12, 129)
+    target = torch.rand(3, 8, 129)
+    grads = {}
+    outs = {}
+    for name in ("fast", "reference"):
+        model.zero_grad(set_to_none=True)
+        if name == "fast":
+            out = model(x, n_iter=n_iter, tau=0.0, stop_rule="sequence")
+            expected = 1 if variant["decoder"] == "nri" else n_iter + 1
+            assert out["passes"].tolist() == [expected] * 3
+        else:
+            out = reference_forward(model, x, n_iter=n_iter, tau=0.0)
+        loss = (out["vocals"] - target).abs().mean() + (out["masker"] - target).pow(2).mean()
+        loss.backward()
+        outs[name] = {k: out[k].detach() for k in ("vocals", "masker")}
+        grads[name] = {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
+    for k in ("vocals", "masker"):
+        torch.testing.assert_close(outs["fast"][k], outs["reference"][k], rtol=1e-5, atol=1e-6)
+    assert grads["fast"].keys() == grads["reference"].keys() and len(grads["fast"]) == len(list(model.parameters()))
+    for k in grads["fast"]:
+        torch.testing.assert_close(grads["fast"][k], grads["reference"][k], rtol=1e-4, atol=1e-6, msg=k)
+
+
+class _Recording(torch.nn.Module):
+    """Wraps a decoder and records the batch size of every call."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.sizes = inner, []
+
+    def forward(self, h):
+        self.sizes.append(h.shape[0])
+        return self.inner(h)
+
+
+class _Contracting(torch.nn.Module):
+    def forward(self, y):
+        return (0.5 * y,)
+
+
+def test_per_sequence_stopping_skips_converged_sequences():
+    # sequence i starts at scale 4^i: MSE between passes is (v0 / 2^p)^2, so each stops at a different pass
+    y0 = torch.ones(3, 4, 8) * torch.tensor([1.0, 4.0, 16.0])[:, None, None]
+    dec = _Recording(_Contracting())
+    _, passes = recurrent_inference(dec, 2 * y0, n_iter=20, tau=0.01, stop_rule="sequence")
+    assert passes.tolist() == [5, 7, 9]
+    # first pass on all 3; re-applications only on sequences not yet converged
+    assert dec.sizes == [3, 3, 3, 3, 3, 2, 2, 1, 1]
+    assert sum(dec.sizes) == int(passes.sum())  # one decoder call row per pass actually run, nothing else
+    # the batch rule runs every sequence until the batch converges
+    dec = _Recording(_Contracting())
+    _, passes = recurrent_inference(dec, 2 * y0, n_iter=20, tau=0.01, stop_rule="batch")
+    assert set(dec.sizes) == {3} and passes.tolist() == [len(dec.sizes)] * 3
+
+
+def test_per_sequence_stopping_in_the_real_model_counts_decoder_rows():
+    torch.manual_seed(0)
+    model = build_model("tiny")
+    model.masker.decoder = _Recording(model.masker.decoder)
+    x = torch.rand(5, 12, 129)
+    x[2] = 0.0  # a silent sequence: its decoder output is input-independent after the first pass -> converges early
+    with torch.no_grad():
+        out = model(x, n_iter=6, tau=1e-6, stop_rule="sequence")
+    sizes = model.masker.decoder.sizes
+    assert out["passes"].tolist() == [7, 7, 2, 7, 7]  # the silent sequence stops after one re-application
+    assert sizes == [5, 5, 4, 4, 4, 4, 4]  # ... and is not fed to the decoder again
+    assert sum(sizes) == int(out["passes"].sum())
+    # with tau = 0 nothing converges: every call sees the whole batch
+    model.masker.decoder.sizes = []
+    with torch.no_grad():
+        out = model(x, n_iter=3, tau=0.0, stop_rule="sequence")
+    assert model.masker.decoder.sizes == [5, 5, 5, 5] and out["passes"].tolist() == [4] * 5
+
+
+FIGURES = [
+    "GEMM torch.matmul 2048^3",
+    "model GFLOP per audio second (ris 11 passes)",
+    *[f"train throughput {m} encoder={e}" for m in ("gru_nri", "gru_ris_s", "gru_ris_l")
+      for e in ("in_state", "on_output")],
+    "separation Open-Unmix forward (3-min song)",
+    *[f"separation {m} phase_iterations={p} (3-min song)" for m, p in
+      (("gru_nri", 1), ("gru_nri", 10), ("gru_ris_s", 1), ("gru_ris_l", 1), ("gru_ris_l", 10))],
+    "peak RSS separating a 1-min song (gru_ris_l)",
+    "peak RSS separating a 10-min song (gru_ris_l)",
+    "data wait share of a training step",
+    "evaluation time per track (museval protocol)",
+]
+
+
+@pytest.mark.slow
+def test_benchmarks_quick_prints_every_figure(project_root):
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.run_all", "--quick"], cwd=project_root,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for figure in FIGURES:
+        assert f"| {figure} |" in proc.stdout, figure
+    assert "FAILED" not in proc.stdout
