@@ -228,6 +228,16 @@ def evaluate(
     finally:
         if spill is not None:
             spill.cleanup()
+    if cfg.logger.wandb:
+        from lightning_mad.train import git_commit
+        from lightning_mad.wandb_log import log_tables
+
+        tables = {f"test/{p}/per_track": df for p, df in result.results.items()}
+        tables.update({f"test/{p}/summary": s for p, s in result.summaries.items()})
+        log_tables(f"eval-{method}-{cfg.data.preset}-{cfg.data.split}", tables, group=str(cfg.experiment),
+                   job_type="evaluate", tags=[f"data:{cfg.data.preset}", *result.summaries],
+                   config={"model": str(model_source), "settings": settings, "git_commit": git_commit()},
+                   save_dir=out_root, project=cfg.logger.project, offline=cfg.logger.offline)
     return result
 
 

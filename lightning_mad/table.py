@@ -16,6 +16,8 @@ and ``<out>/table.tex``. The markdown / LaTeX tables show the protocol's primary
 """
 from __future__ import annotations
 
+import os
+
 import math
 from pathlib import Path
 
@@ -160,6 +162,14 @@ def run_table(
     primary = table[(table["aggregation"] == aggregations[0]) | ~table["status"].isin(["ok", "oracle"])]
     (out / "table.md").write_text(to_markdown(primary, protocol.name, aggregations[0], data, profile))
     (out / "table.tex").write_text(to_latex(primary))
+    if os.environ.get("WANDB_MODE", "offline").lower() != "disabled":
+        from lightning_mad.train import git_commit
+        from lightning_mad.wandb_log import log_tables
+
+        log_tables(f"table-{profile}-{data}", {"table": table}, group="table", job_type="table",
+                   tags=[f"profile:{profile}", f"data:{data}"], save_dir=out,
+                   config={"profile": profile, "data": data, "seeds": list(seeds), "overrides": overrides,
+                           "git_commit": git_commit()})
     return table
 
 

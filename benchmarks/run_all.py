@@ -1,0 +1,97 @@
+"""Run every benchmark, print a markdown summary table and write ``benchmarks/results.md``.
+
+    python -m benchmarks.run_all            # full (about 10-15 min on 2 cores)
+    python -m benchmarks.run_all --quick    # tiny sizes, a smoke test (seconds)
+    python -m benchmarks.run_all --only training separation
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib
+import os
+import platform
+import sys
+import time
+import traceback
+
+import torch
+
+from benchmarks.common import ROOT, Row
+
+SUITES = ("bounds", "training", "separation", "memory", "dataloading", "evaluation")
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, float):
+        return f"{v:.3g}" if abs(v) < 1e4 else f"{v:.0f}"
+    return str(v)
+
+
+def table(rows: list[Row]) -> str:
+    lines = ["| figure | value | unit | reference | ratio | target | met | notes |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        ratio = f"{r.ratio:.2f}x" if r.ratio is not None else ""
+        lines.append(f"| {r.figure} | {_fmt(r.value)} | {r.unit} | {r.reference} | {ratio} | {r.target} | "
+                     f"{r.met()} | {r.note} |")
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    gpu = "GPU" if torch.cuda.is_available() else "no GPU"
+    return (f"{os.cpu_count()} cores, {gpu}, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+            f"Python {platform.python_version()}, {platform.machine()}")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="tiny sizes, one repeat: a smoke test")
+    p.add_argument("--only", nargs="+", choices=SUITES, default=list(SUITES))
+    p.add_argument("--repeats", type=int, default=None, help="override every suite's repeat count")
+    p.add_argument("--output", default=None, help="results file (default benchmarks/results.md; quick: none)")
+    a = p.parse_args(argv)
+    load_before = os.getloadavg()
+    started = time.perf_counter()
+    rows: list[Row] = []
+    failures = []
+    for name in a.only:
+        print(f"== {name}", flush=True)
+        t0 = time.perf_counter()
+        try:
+            rows += importlib.import_module(f"benchmarks.{name}").run(quick=a.quick, repeats=a.repeats)
+        except Exception as exc:  # one broken suite must not hide the others
+            traceback.print_exc()
+            failures.append(name)
+            rows.append(Row(figure=f"{name} (FAILED)", value=None, unit="", note=f"{type(exc).__name__}: {exc}"))
+        print(f"   {name} took {time.perf_counter() - t0:.1f} s", flush=True)
+    elapsed = time.perf_counter() - started
+    load_after = os.getloadavg()
+    command = "python -m benchmarks.run_all " + " ".join(argv if argv is not None else sys.argv[1:])
+    header = [
+        "# lightning_mad benchmarks" + (" (QUICK smoke run: tiny sizes, not figures)" if a.quick else ""),
+        "",
+        f"- command: `{command.strip()}`",
+        f"- machine: {machine()}",
+        f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}",
+        f"- load average (1/5/15 min) before: {load_before[0]:.2f} / {load_before[1]:.2f} / {load_before[2]:.2f}, "
+        f"after: {load_after[0]:.2f} / {load_after[1]:.2f} / {load_after[2]:.2f}",
+        f"- total time: {elapsed:.0f} s",
+        "- weights: random (no trained weights available here); recurrent inference with tau=0 (fixed passes)",
+        "",
+    ]
+    text = "\n".join(header) + table(rows) + "\n"
+    print()
+    print(text)
+    out = a.output or (None if a.quick else str(ROOT / "benchmarks" / "results.md"))
+    if out:
+        with open(out, "w") as fh:
+            fh.write(text)
+        print(f"written {out}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
