@@ -41,7 +41,8 @@ def separate_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", required=True, help="output folder: OUT/<input name>/{vocals,accompaniment}.wav")
     p.add_argument("--iter", dest="n_iter", type=int, help="recurrent inference: max decoder re-applications")
     p.add_argument("--tau", type=float, help="recurrent inference: MSE stopping threshold")
-    p.add_argument("--stop-rule", choices=("batch", "sequence"), help="recurrent-inference stopping per batch or sequence")
+    p.add_argument("--stop-rule", choices=("batch", "sequence"),
+                   help="recurrent-inference stopping per batch or per sequence")
     p.add_argument("--phase-iterations", type=int, help="1 = mixture phase; 10 = the released code's GL-like loop")
     p.add_argument("--downmix", action="store_true", help="separate the mono downmix instead of each channel")
     p.add_argument("--keep-model-rate", action="store_true", help="write 44.1 kHz stems instead of the input's rate")

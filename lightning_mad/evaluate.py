@@ -73,19 +73,11 @@ def _scalar(text: str):
 
 def parse_args(args: Iterable[str]) -> tuple[dict, list[str], dict]:
     """Split CLI arguments into (own options, load_config arguments, explicit inference overrides)."""
-    from lightning_mad.config.load import ConfigError
+    from lightning_mad.config.load import ConfigError, split_own_args
 
-    own, rest, overrides = {}, [], {}
-    for arg in args:
-        if "=" not in arg:
-            raise ConfigError(f"argument {arg!r}: expected key=value")
-        key, value = arg.split("=", 1)
-        if key in OWN_KEYS:
-            own[key] = value
-        else:
-            rest.append(arg)
-            if key.startswith("inference."):
-                overrides[key.split(".", 1)[1]] = _scalar(value)
+    own, rest = split_own_args(args, OWN_KEYS)
+    overrides = {a.split("=", 1)[0].split(".", 1)[1]: _scalar(a.split("=", 1)[1])
+                 for a in rest if a.startswith("inference.")}
     if "checkpoint" in own and "model" in own:
         raise ConfigError("give either checkpoint= or model=, not both")
     return own, rest, overrides

@@ -227,21 +227,10 @@ def to_latex(df: pd.DataFrame) -> str:
 
 def main(args: list[str]) -> int:
     """``lightning-mad table``: parse, :func:`run_table`, print ``table.md``."""
-    from lightning_mad.config.load import ConfigError
+    from lightning_mad.config.load import ConfigError, split_own_args
 
-    own, rest, profile, data = {}, [], "quick", "sample"
-    for arg in args:
-        if "=" not in arg:
-            raise ConfigError(f"argument {arg!r}: expected key=value")
-        key, value = arg.split("=", 1)
-        if key in OWN_KEYS:
-            own[key] = value
-        elif key == "profile":
-            profile = value
-        elif key == "data":
-            data = value
-        else:
-            rest.append(arg)
+    own, rest = split_own_args(args, (*OWN_KEYS, "profile", "data"))
+    profile, data = own.pop("profile", "quick"), own.pop("data", "sample")
     try:
         seeds = [int(s) for s in own.get("seeds", "0").split(",") if s.strip()]
         workers = int(own.get("workers", 1))

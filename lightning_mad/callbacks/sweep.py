@@ -279,22 +279,13 @@ def main(args: list[str]) -> int:
     """
     import yaml
 
-    from lightning_mad.config.load import ConfigError, experiments_dir, load_config
+    from lightning_mad.config.load import ConfigError, experiments_dir, load_config, split_own_args
     from lightning_mad.train import train
 
-    sweep_file, dry, grid, fixed = None, False, {}, []
-    for arg in args:
-        if "=" not in arg:
-            raise ConfigError(f"argument {arg!r}: expected key=value")
-        key, value = arg.split("=", 1)
-        if key == "sweep":
-            sweep_file = Path(value)
-        elif key == "dry_run":
-            dry = value.lower() in ("1", "true", "yes")
-        elif key.startswith("grid."):
-            grid[key[5:]] = {"values": [v for v in value.split(",") if v]}
-        else:
-            fixed.append(arg)
+    own, fixed = split_own_args(args, lambda key: key in ("sweep", "dry_run") or key.startswith("grid."))
+    sweep_file = Path(own["sweep"]) if "sweep" in own else None
+    dry = own.get("dry_run", "false").lower() in ("1", "true", "yes")
+    grid = {k[5:]: {"values": [v for v in value.split(",") if v]} for k, value in own.items() if k.startswith("grid.")}
     spec = {"parameters": {}}
     if sweep_file is not None or not grid:
         path = sweep_file or experiments_dir() / "sweeps" / "ablation.yaml"

@@ -45,6 +45,21 @@ def list_experiments() -> list[str]:
     return sorted(p.stem for p in experiments_dir().glob("*.yaml") if p.stem != "table")
 
 
+def split_own_args(args, own_keys) -> tuple[dict[str, str], list[str]]:
+    """A command's own ``key=value`` options (``own_keys``, or a callable deciding per key) and the rest, in order,
+    for :func:`load_config`."""
+    own, rest = {}, []
+    for arg in args:
+        if "=" not in arg:
+            raise ConfigError(f"argument {arg!r}: expected key=value")
+        key, value = arg.split("=", 1)
+        if (own_keys(key) if callable(own_keys) else key in own_keys):
+            own[key] = value
+        else:
+            rest.append(arg)
+    return own, rest
+
+
 def split_overrides(args: list[str]) -> tuple[dict[str, str], list[str]]:
     """Separate group selections (``data=dsd100``) and ``experiment=`` from dotted overrides."""
     groups, dotted = {}, []

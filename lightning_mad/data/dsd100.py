@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from lightning_mad.data.cache import CachedTrack
-from lightning_mad.data.tracks import (STEM_NAMES, DatasetError, TrackDataset, check_lengths, read_mono,
+from lightning_mad.data.tracks import (STEM_NAMES, DatasetError, TrackDataset, check_lengths, read_mono, restrict_names,
                                        sum_signals, to_44k)
 
 SPLITS = ("Dev", "Test")
@@ -56,12 +56,7 @@ class DSD100Dataset(TrackDataset):
         if not mix_dir.is_dir():
             raise DatasetError(f"DSD100 root {self.root}: expected Mixtures/{split}/<track>/mixture.wav, "
                                f"found no folder {mix_dir}")
-        found = sorted(p.name for p in mix_dir.iterdir() if p.is_dir())
-        if tracks is not None:
-            missing = sorted(set(tracks) - set(found))
-            if missing:
-                raise DatasetError(f"DSD100 {mix_dir}: requested tracks not found: {missing}")
-            found = [name for name in found if name in set(tracks)]
+        found = restrict_names((p.name for p in mix_dir.iterdir() if p.is_dir()), tracks, f"DSD100 {mix_dir}")
         if not found:
             raise DatasetError(f"DSD100 {mix_dir}: no track folders found")
         self.names = found

@@ -26,7 +26,8 @@ import numpy as np
 import yaml
 
 from lightning_mad.data.cache import CachedTrack
-from lightning_mad.data.tracks import DatasetError, TrackDataset, check_lengths, read_mono, sum_signals, to_44k
+from lightning_mad.data.tracks import (DatasetError, TrackDataset, check_lengths, read_mono, restrict_names,
+                                       sum_signals, to_44k)
 
 VOICE_PATTERN = re.compile(r"singer|vocal|rapper|choir|speaker|screamer", re.IGNORECASE)
 
@@ -63,12 +64,8 @@ class MedleyDBDataset(TrackDataset):
         if not audio_dir.is_dir():
             raise DatasetError(f"MedleyDB root {self.root}: expected Audio/<track>/<track>_METADATA.yaml, "
                                f"found no folder {audio_dir}")
-        folders = sorted(p.name for p in audio_dir.iterdir() if p.is_dir())
-        if tracks is not None:
-            missing = sorted(set(tracks) - set(folders))
-            if missing:
-                raise DatasetError(f"MedleyDB {audio_dir}: requested track folders not found: {missing}")
-            folders = [name for name in folders if name in set(tracks)]
+        folders = restrict_names((p.name for p in audio_dir.iterdir() if p.is_dir()), tracks,
+                                 f"MedleyDB {audio_dir}", "track folders")
         if isinstance(mixing_coefficients, (str, Path)):
             mixing_coefficients = yaml.safe_load(Path(mixing_coefficients).read_text())
         self.mixing_coefficients = mixing_coefficients or {}

@@ -19,7 +19,7 @@ import numpy as np
 
 from lightning_mad.audio import audio_info, load_audio
 from lightning_mad.data.cache import CachedTrack
-from lightning_mad.data.tracks import DatasetError, TrackDataset, to_44k
+from lightning_mad.data.tracks import DatasetError, TrackDataset, restrict_names, to_44k
 
 TRAIN_SINGERS = ("abjones", "amy")
 SUFFIXES = (".wav", ".flac")
@@ -61,11 +61,8 @@ class MIR1KDataset(TrackDataset):
             files = {k: p for k, p in files.items() if singer_of(k) in set(singers)}
         elif split is not None:
             files = {k: p for k, p in files.items() if (singer_of(k) in TRAIN_SINGERS) == (split == "train")}
-        if tracks is not None:
-            missing = sorted(set(tracks) - set(files))
-            if missing:
-                raise DatasetError(f"MIR-1K {wav_dir}: requested clips not found (or not in the split): {missing}")
-            files = {k: files[k] for k in tracks}
+        files = {k: files[k] for k in restrict_names(files, tracks, f"MIR-1K {wav_dir}",
+                                                     "clips (in this split)")}
         if not files:
             raise DatasetError(f"MIR-1K {wav_dir}: no clips found (expected *.wav or *.flac"
                                f"{', split ' + split if split else ''})")

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from lightning_mad.data.cache import CachedTrack
-from lightning_mad.data.tracks import STEM_NAMES, DatasetError, TrackDataset, check_lengths, to_44k
+from lightning_mad.data.tracks import (STEM_NAMES, DatasetError, TrackDataset, check_lengths, restrict_names,
+                                       to_44k)
 
 
 class MUSDB18Dataset(TrackDataset):
@@ -64,11 +65,7 @@ class MUSDB18Dataset(TrackDataset):
 
         db = musdb.DB(root=str(self.root), subsets=subset, split=split, is_wav=self.is_wav)
         by_name = {t.name: t for t in db.tracks}
-        if tracks is not None:
-            missing = sorted(set(tracks) - set(by_name))
-            if missing:
-                raise DatasetError(f"MUSDB18 {subset_dir}: requested tracks not found ({layout}): {missing}")
-            by_name = {name: by_name[name] for name in tracks}
+        by_name = {name: by_name[name] for name in restrict_names(by_name, tracks, f"MUSDB18 {subset_dir} ({layout})")}
         if not by_name:
             raise DatasetError(f"MUSDB18 {subset_dir}: no tracks found (expected {layout}"
                                f"{', split ' + split if split else ''})")

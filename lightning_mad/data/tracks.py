@@ -137,6 +137,18 @@ def sum_signals(signals: list[np.ndarray]) -> np.ndarray:
     return np.sum(np.stack(signals), axis=0, dtype=np.float64).astype(np.float32)
 
 
+def restrict_names(names, tracks: list[str] | None, where: Path | str, what: str = "tracks") -> list[str]:
+    """Sorted ``names``, restricted to ``tracks`` when given; a requested name that is absent is an error."""
+    names = sorted(names)
+    if tracks is None:
+        return names
+    missing = sorted(set(tracks) - set(names))
+    if missing:
+        raise DatasetError(f"{where}: requested {what} not found: {missing}")
+    wanted = set(tracks)
+    return [name for name in names if name in wanted]
+
+
 def check_lengths(arrays: dict[str, np.ndarray], where: Path | str) -> None:
     """Raise :class:`DatasetError` naming ``where`` unless all ``arrays`` have one length."""
     lengths = {name: int(a.shape[-1]) for name, a in arrays.items()}
