@@ -332,3 +332,32 @@ def test_runner_rejects_missing_estimates_and_duplicate_names(tmp_path):
         evaluate_tracks([_track("y", 1.0), _track("y", 1.0)], _leaky, "museval", tmp_path, n_workers=0,
                         progress=False)
     assert not any(p.name.startswith(".tmp-") for p in tmp_path.iterdir())
+
+
+def test_band_limited_corpus_is_scored_at_its_own_rate(sample_root):
+    """MIR-1K (16 kHz) upsampled to 44.1 kHz makes BSS Eval's decomposition meaningless (SAR ~ 0, ISR << 0 for the
+    ideal ratio mask); every protocol therefore scores at the corpus's native rate."""
+    import numpy as np
+
+    from lightning_mad.data.mir1k import MIR1KDataset
+    from lightning_mad.dsp.stft import STFT
+    from lightning_mad.evaluation.oracles import ideal_ratio_mask
+    from lightning_mad.evaluation.protocols import get_protocol
+    from lightning_mad.evaluation.runner import evaluate_tracks
+
+    track = MIR1KDataset(sample_root / "mir1k", tracks=["Kenshin_1_01"])[0]
+    assert track.native_rate == 16000
+    for name in ("museval", "sisec2016"):
+        assert get_protocol(name).resolve_score_rate(44100, track.native_rate) == 16000
+        assert get_protocol(name).resolve_score_rate(44100, 44100) == 44100
+    stft = STFT()
+
+    def irm(mixture, track):
+        return ideal_ratio_mask(track.vocals.numpy(), track.accompaniment.numpy(), stft, mixture=mixture)
+
+    import tempfile
+    with tempfile.TemporaryDirectory() as out:
+        df = evaluate_tracks([track], irm, "museval", out, n_workers=0, progress=False)
+    vocals = df[(df.target == "vocals")]
+    med = {m: float(np.nanmedian(vocals[vocals.metric == m].score)) for m in ("SDR", "SAR", "ISR")}
+    assert med["SDR"] > 8 and med["SAR"] > 5 and med["ISR"] > 5, med

@@ -245,14 +245,20 @@ def frames_to_museval(targets, scores: Mapping[str, np.ndarray], times, duration
     return {"targets": out}
 
 
+# Every protocol scores at the corpus's own rate: 44.1 kHz for DSD100 / MUSDB18 / MedleyDB (as SiSEC did), 16 kHz for
+# MIR-1K. Scoring 16-kHz material upsampled to 44.1 kHz leaves BSS Eval's 512-tap distortion filters fitting an
+# empty band: measured on the bundled MIR-1K clips, the ideal ratio mask then scored SDR 9.9 dB but SAR 0.1 dB and
+# ISR -15 dB (nonsense), against SDR 9.9 / SAR 7.2 / ISR 7.8 dB at 16 kHz (tests/test_evaluation.py checks it).
 PROTOCOLS: dict[str, Protocol] = {
     "sisec2016": Protocol(
         name="sisec2016", window_s=30.0, hop_s=15.0, framewise_filters=True, bsseval_sources_version=False,
+        score_rate="native",
         aggregations=("pooled_frame_median", "median_of_track_medians", "mean_of_track_medians", "mean_of_frames"),
         description="BSS Eval v3 images, 30 s windows / 15 s hop, mono, {vocals, accompaniment} (MaD papers)",
     ),
     "museval": Protocol(
         name="museval", window_s=1.0, hop_s=1.0, framewise_filters=False, bsseval_sources_version=False,
+        score_rate="native",
         aggregations=("median_of_track_medians", "pooled_frame_median", "mean_of_track_medians", "mean_of_frames"),
         description="BSS Eval v4 (museval), 1 s windows and hop, time-invariant filters (SiSEC 2018)",
     ),
