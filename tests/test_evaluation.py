@@ -75,7 +75,8 @@ def test_registry_and_museval_arguments():
     assert math.isinf(kw["window"]) and math.isinf(kw["hop"]) and kw["bsseval_sources_version"]
     assert get_protocol("mir1k").resolve_score_rate(44100, 16000) == 16000
     assert get_protocol("mir1k").resolve_score_rate(44100, "MIR-1K") == 16000
-    assert get_protocol("museval").resolve_score_rate(44100, 16000) == 44100
+    assert get_protocol("museval").resolve_score_rate(44100, 16000) == 16000  # native rate (band-limited corpora)
+    assert get_protocol("museval").resolve_score_rate(44100, 44100) == 44100
     four = get_protocol("museval", targets=["vocals", "drums", "bass", "other"])
     assert four.targets == ("vocals", "drums", "bass", "other") and four.settings() != PROTOCOLS["museval"].settings()
     json.dumps(get_protocol("mir1k").settings())  # JSON-able (no Infinity)
