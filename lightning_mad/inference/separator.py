@@ -24,16 +24,19 @@ from torch import nn
 from lightning_mad.dsp.stft import refine_phase
 
 
-def _frames(model: nn.Module, padded: torch.Tensor, first: int, last: int, n_frames: int) -> torch.Tensor:
-    """Spectrum of frames ``[first, last)`` of a padded signal; frames outside ``[0, n_frames)`` are zeros.
+def _frames(model: nn.Module, signal: torch.Tensor, first: int, last: int, n_frames: int) -> torch.Tensor:
+    """Spectrum of frames ``[first, last)`` of the padded signal; frames outside ``[0, n_frames)`` are zeros.
 
-    Shape: padded (S_padded,) -> (last - first, N) complex.
+    The edge padding is added to the block's segment only, so no padded copy of the whole track is made.
+    Shape: signal (S,) unpadded -> (last - first, N) complex.
     """
     stft = model.stft
     lo, hi = max(first, 0), min(last, n_frames)
-    spec = padded.new_zeros(last - first, stft.n_bins, dtype=torch.complex64)
+    spec = signal.new_zeros(last - first, stft.n_bins, dtype=torch.complex64)
     if hi > lo:
-        segment = padded[lo * stft.hop : (hi - 1) * stft.hop + stft.win_length]
+        start, stop = lo * stft.hop - stft.pad, (hi - 1) * stft.hop + stft.win_length - stft.pad  # unpadded coords
+        segment = signal[max(start, 0) : max(min(stop, signal.shape[-1]), 0)]
+        segment = torch.nn.functional.pad(segment, (max(0, -start), max(0, stop - max(signal.shape[-1], start))))
         spec[lo - first : hi - first] = stft.frames(segment)
     return spec
 
@@ -75,7 +78,7 @@ def separate_vocals(
     step = model.seq_len - 2 * ctx
     device = next(model.parameters()).device
     n_samples = mixture.shape[-1]
-    padded = stft.pad_signal(mixture.to(device=device, dtype=torch.float32))
+    signal = mixture.to(device=device, dtype=torch.float32)
     n_frames = stft.n_frames(n_samples)
     if edge_truncation:
         offset = ctx  # first estimated frame
@@ -83,14 +86,14 @@ def separate_vocals(
         n_seq = (padded_count // step - 1) // batch_size * batch_size
     else:
         offset, n_seq = 0, math.ceil(n_frames / step)
-    out = padded.new_zeros(stft.segment_length(max(n_frames, 1)))
+    out = signal.new_zeros(stft.segment_length(max(n_frames, 1)))  # overlap-add buffer in padded coordinates
     block_sequences = max(1, block_frames // step)
     margin = math.ceil(margin_frames / step) if phase_iterations > 1 else 0
     for k0 in range(0, n_seq, block_sequences):
         k1 = min(n_seq, k0 + block_sequences)
         ka, kb = max(0, k0 - margin), min(n_seq, k1 + margin)
         # input frames of sequences ka..kb-1: [offset + ka*step - L, offset + kb*step + L)
-        spec = _frames(model, padded, offset + ka * step - ctx, offset + kb * step + ctx, n_frames)
+        spec = _frames(model, signal, offset + ka * step - ctx, offset + kb * step + ctx, n_frames)
         mag = spec.abs()
         # (frames, N) -> (kb - ka, N, T) -> (kb - ka, T, N)
         seqs = mag.unfold(0, model.seq_len, step).transpose(1, 2)
