@@ -99,13 +99,3 @@ def run(quick: bool = False, repeats: int | None = None, batch_size: int = 256) 
             print(f"  {rows[-1].figure}: {rt:.3g} x real time ({t:.1f} s)", flush=True)
     return rows
 
-
-if __name__ == "__main__":
-    import argparse
-
-    p = argparse.ArgumentParser()
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--repeats", type=int)
-    a = p.parse_args()
-    for r in run(a.quick, a.repeats):
-        print(r)

@@ -71,13 +71,3 @@ def run(quick: bool = False, repeats: int | None = None, batch_size: int = 16) -
             print(f"  {rows[-1].figure}: {fast_sps:.3g} seq/s vs {ref_sps:.3g} ({ratio:.2f}x)", flush=True)
     return rows
 
-
-if __name__ == "__main__":
-    import argparse
-
-    p = argparse.ArgumentParser()
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--repeats", type=int)
-    a = p.parse_args()
-    for r in run(a.quick, a.repeats):
-        print(r)
