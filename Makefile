@@ -45,6 +45,8 @@ reproduce-table: install  ## train + evaluate every table row (default: bundled 
 	$(BIN)/lightning-mad table profile=$(PROFILE) data=$(DATA) $(if $(DATA_ROOT),data.root=$(DATA_ROOT)) seeds=$(SEEDS) $(ARGS)
 
 bench: install  ## speed and memory benchmarks (prints figures and ratios)
+	@# Open-Unmix's model class is the speed reference; --no-deps keeps torchaudio (and a CUDA torch) out
+	$(BIN)/pip show -q openunmix >/dev/null 2>&1 || $(BIN)/pip install -q --disable-pip-version-check --no-deps openunmix==1.3.0
 	$(BIN)/python -m benchmarks.run_all $(ARGS)
 
 clean:  ## remove caches and run outputs (keeps .venv)
