@@ -186,7 +186,10 @@ def evaluate(
     selected = _Tracks(dataset, tracks, limit)
     inference = {**loaded.inference, **overrides}
     method = method_name or (Path(model_source).stem if Path(model_source).suffix else str(model_source))
-    source_id = str(Path(model_source).resolve()) if Path(model_source).exists() else str(model_source)
+    source = Path(model_source)
+    # a file is identified by path, size and modification time, so a retrained checkpoint is scored anew
+    source_id = (f"{source.resolve()}:{source.stat().st_size}:{source.stat().st_mtime_ns}" if source.is_file()
+                 else str(model_source))
     settings = {"model": source_id, "inference": inference}
     out_root = Path(out_dir) if out_dir else _default_out_dir(model_source, cfg, split)
 
