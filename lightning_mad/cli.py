@@ -44,6 +44,8 @@ def separate_parser() -> argparse.ArgumentParser:
     p.add_argument("--stop-rule", choices=("batch", "sequence"),
                    help="recurrent-inference stopping per batch or per sequence")
     p.add_argument("--phase-iterations", type=int, help="1 = mixture phase; 10 = the released code's GL-like loop")
+    p.add_argument("--batch-size", type=int, help="sequences per model call (larger is faster on CPU; with "
+                   "--stop-rule batch it also decides which sequences stop together)")
     p.add_argument("--downmix", action="store_true", help="separate the mono downmix instead of each channel")
     p.add_argument("--keep-model-rate", action="store_true", help="write 44.1 kHz stems instead of the input's rate")
     p.add_argument("--bits", choices=("float", "16", "24"), default="float", help="sample format of the stems")
@@ -69,7 +71,7 @@ def cmd_separate(argv: list[str]) -> int:
             written = separate_file(loaded, Path(path), Path(a.out), downmix=a.downmix, quiet=a.quiet,
                                     keep_model_rate=a.keep_model_rate, bits=a.bits, fmt=a.fmt,
                                     n_iter=a.n_iter, tau=a.tau, stop_rule=a.stop_rule,
-                                    phase_iterations=a.phase_iterations)
+                                    phase_iterations=a.phase_iterations, batch_size=a.batch_size)
         except (AudioError, ValueError) as err:
             status = _fail(str(err))
             continue
