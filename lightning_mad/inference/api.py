@@ -110,6 +110,6 @@ def separate_array(
         for ch in x
     ])
     accompaniment = x - vocals
-    if mono_input or (downmix and audio.ndim == 1):
+    if mono_input:
         vocals, accompaniment = vocals[0], accompaniment[0]
     return {"vocals": vocals, "accompaniment": accompaniment}
