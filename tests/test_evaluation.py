@@ -7,27 +7,15 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
 
+from fake_tracks import RATE, ArrayTrack as Track
 from lightning_mad.evaluation import aggregate as agg
 from lightning_mad.evaluation import store
 from lightning_mad.evaluation.protocols import PROTOCOLS, get_protocol
 from lightning_mad.evaluation.runner import evaluate_tracks
-
-RATE = 8000
-
-
-@dataclass
-class Track:
-    name: str
-    mixture: np.ndarray
-    vocals: np.ndarray
-    accompaniment: np.ndarray
-    native_rate: int = RATE
-    rate: int = RATE
 
 
 def _signals(seconds: float, seed: int, rate: int = RATE):

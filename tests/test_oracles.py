@@ -1,17 +1,14 @@
 """Oracle estimates (IRM1, IBM, MIX) with the suite's STFT."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pytest
 import torch
 
+from fake_tracks import RATE, ArrayTrack as Track
 from lightning_mad.dsp.stft import STFT
 from lightning_mad.evaluation import oracles
 from lightning_mad.evaluation.runner import evaluate_tracks
-
-RATE = 8000
 
 
 def _signals(seconds: float = 1.0, seed: int = 0, rate: int = 44100):
@@ -78,16 +75,6 @@ def test_mixture_oracle_is_the_floor_row():
     np.testing.assert_array_equal(est["accompaniment"], mixture.astype(np.float64))
     with pytest.raises(KeyError):
         oracles.get_oracle("IRM9")
-
-
-@dataclass
-class Track:
-    name: str
-    mixture: np.ndarray
-    vocals: np.ndarray
-    accompaniment: np.ndarray
-    native_rate: int = RATE
-    rate: int = RATE
 
 
 def test_oracles_through_the_runner(tmp_path):
