@@ -172,13 +172,14 @@ def _decode_ffmpeg(path: Path, stream: int) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(data.T, dtype=np.float32), rate
 
 
-def resample(audio: np.ndarray, rate: int, new_rate: int) -> np.ndarray:
-    """Resample float ``(channels, samples)`` (or ``(samples,)``) from ``rate`` to ``new_rate`` with soxr "HQ"."""
+def resample(audio: np.ndarray, rate: int, new_rate: int, quality: str = "HQ", dtype=np.float32) -> np.ndarray:
+    """Resample float ``(channels, samples)`` (or ``(samples,)``) from ``rate`` to ``new_rate`` with soxr
+    (``quality`` "HQ"; the evaluation uses "VHQ" in float64)."""
     if rate == new_rate:
         return audio
     # soxr wants (samples, channels)
-    out = soxr.resample(np.ascontiguousarray(audio.T), rate, new_rate, quality="HQ")
-    return np.ascontiguousarray(out.T, dtype=np.float32)
+    out = soxr.resample(np.ascontiguousarray(audio.T), rate, new_rate, quality=quality)
+    return np.ascontiguousarray(out.T, dtype=dtype)
 
 
 def load_audio(path: str | os.PathLike, sample_rate: int | None = 44100, *, stream: int = 0) -> np.ndarray:

@@ -46,11 +46,10 @@ def _to_numpy(x, dtype=np.float64) -> np.ndarray:
 
 
 def _resample(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
-    if rate_in == rate_out:
-        return x
-    import soxr
+    """Scoring-rate conversion: soxr "VHQ" in float64 (the audio module's resampler)."""
+    from lightning_mad.audio import resample
 
-    return soxr.resample(x, rate_in, rate_out, quality="VHQ")
+    return resample(x, rate_in, rate_out, quality="VHQ", dtype=np.float64)
 
 
 def _score_and_write(protocol: Protocol, references: dict, estimates: dict, rate: int, mixture, path: str,
