@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint, Timer
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_only
 
+from lightning_mad.callbacks.budget import BestSnapshots, BudgetProgressBar
 from lightning_mad.callbacks.examples import ValidationExamples
 from lightning_mad.config.load import ConfigError, resolved_dict
 from lightning_mad.models import count_parameters, model_spec
@@ -56,6 +57,7 @@ def build_system(cfg: DictConfig):
         loss=OmegaConf.to_container(cfg.loss, resolve=True), optim=OmegaConf.to_container(cfg.optim, resolve=True),
         train_inference=OmegaConf.to_container(cfg.train_inference, resolve=True),
         inference=OmegaConf.to_container(cfg.inference, resolve=True),
+        validation=OmegaConf.to_container(cfg.validation, resolve=True),
     )
 
 
@@ -82,6 +84,7 @@ def build_datamodule(cfg: DictConfig, system):
         excerpt_samples=system.excerpt_samples, excerpt_stride=system.excerpt_stride,
         batch_size=cfg.optim.batch_size, excerpts_per_epoch=cfg.optim.excerpts_per_epoch,
         sampler=data["sampler"], seed=cfg.seed, num_workers=data["num_workers"], cache_dir=data["cache_dir"],
+        augment=data.get("augment"),
     )
 
 
@@ -128,8 +131,12 @@ def train(cfg: DictConfig) -> dict:
     datamodule = build_datamodule(cfg, system)
     out.mkdir(parents=True, exist_ok=True)
     rank_zero_only(lambda: (out / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved))))()
-    timer = Timer()
-    callbacks = [timer] + ([ValidationExamples()] if cfg.logger.wandb else [])
+    t = cfg.trainer
+    # The budget lives on the run's Timer (Lightning ignores Trainer(max_time=) once a Timer callback exists).
+    # Its elapsed time is saved in checkpoints, so a resumed run continues the same budget.
+    timer = Timer(duration=t.max_time, interval="step") if t.max_time else Timer()
+    callbacks = [timer, BudgetProgressBar(timer)] if t.enable_progress_bar else [timer]
+    callbacks += [ValidationExamples()] if cfg.logger.wandb else []
     if cfg.ri_sweep.every_n_val_epochs > 0 and getattr(getattr(system.model, "cfg", None), "decoder", "") == "ris":
         from lightning_mad.callbacks.sweep import RecurrentInferenceSweep
 
@@ -138,18 +145,28 @@ def train(cfg: DictConfig) -> dict:
                                                  out_dir=out / "ri_sweep"))
     ckpt = None
     if cfg.checkpoint.enabled and not cfg.trainer.fast_dev_run:
+        # Selected on separation quality (val/sdr_vocals, max), never on val/loss: the released masker-loss gate
+        # makes the loss jump by >= 1.5 when the masker term switches, so a better denoiser can score a worse loss.
+        # Without validation clips the best checkpoint is the last one.
         has_val = bool(cfg.data.val)
         ckpt = ModelCheckpoint(
-            dirpath=str(out / "checkpoints"), monitor="val/loss" if has_val else "train/loss_epoch", mode="min",
-            filename="epoch{epoch:03d}-loss{" + ("val/loss" if has_val else "train/loss_epoch") + ":.4f}",
+            dirpath=str(out / "checkpoints"), monitor="val/sdr_vocals" if has_val else None, mode="max",
+            filename="step{step:06d}-sdr{val/sdr_vocals:.2f}" if has_val else "step{step:06d}",
             auto_insert_metric_name=False, save_last=True, save_top_k=1, every_n_epochs=cfg.checkpoint.every_n_epochs,
         )
         callbacks.append(ckpt)
-    t = cfg.trainer
+        if cfg.checkpoint.snapshot_minutes:
+            callbacks.append(BestSnapshots(ckpt, timer, cfg.checkpoint.snapshot_minutes))
     logger = _logger(cfg, out, resolved)
+    if not t.fast_dev_run:  # a readable metrics log in every run folder: <run>/csv/metrics.csv
+        from pytorch_lightning.loggers import CSVLogger
+
+        csv = CSVLogger(save_dir=str(out), name="csv", version="")
+        logger = [csv] + ([logger] if logger else [])
     trainer = pl.Trainer(
         accelerator=t.accelerator, devices=t.devices, strategy=t.strategy, num_nodes=t.num_nodes,
         precision=t.precision, fast_dev_run=t.fast_dev_run, max_epochs=cfg.optim.max_epochs,
+        max_steps=cfg.optim.max_steps, val_check_interval=t.val_check_interval,
         limit_train_batches=t.limit_train_batches, limit_val_batches=t.limit_val_batches,
         log_every_n_steps=t.log_every_n_steps, check_val_every_n_epoch=t.check_val_every_n_epoch,
         deterministic=t.deterministic, enable_progress_bar=t.enable_progress_bar,
@@ -171,10 +188,16 @@ def train(cfg: DictConfig) -> dict:
         "run_dir": str(out),
         "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
         "parameters": count_parameters(system.model),
-        # wall time of this invocation (a resumed run counts only its own part)
+        # wall time of training (validation included; after a resume, since the run began)
         "train_seconds": round(timer.time_elapsed("train"), 2),
         "validation_seconds": round(timer.time_elapsed("validate"), 2),
         "epochs_run": trainer.current_epoch - (int(torch_load_epoch(resume)) if resume else 0),
+        # what a budgeted run reached (optim.max_steps=<global_step> replays it exactly)
+        "global_step": int(trainer.global_step),
+        # the Timer restored from a checkpoint counts the time before a resume too
+        "budget_seconds_used": round(timer.time_elapsed("train"), 2),
+        "best_score": float(ckpt.best_model_score) if ckpt is not None and ckpt.best_model_score is not None
+        else None,
     }
     if ckpt is not None and trainer.is_global_zero:
         finished.write_text(json.dumps({"config": reuse_key, "result": result}, indent=1))

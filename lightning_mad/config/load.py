@@ -3,7 +3,11 @@
 Merge order (later wins)::
 
     schema defaults < presets/fidelity/<F> < <experiment>.yaml < presets/profile/<P>
+                    < the profile's ``models: {<model class key>: {...}}`` entry for this experiment's model family
                     < presets/data/<D> (into ``data``) < presets/trainer/<T> (into ``trainer``) < command line
+
+A profile's ``models`` section holds settings that only suit one model family (the ``budget`` profile's learning
+rate for MaD would break CHA's AdaDelta), keyed like ``model.fidelity_kwargs`` (``mad``, ``cha``, ...).
 
 Group selections come from the command line (``profile=quick``, ``fidelity=clean``, ``data=dsd100``,
 ``trainer=ddp_sim``), else from the ``defaults:`` blocks of the profile and the experiment, else the schema. The
@@ -89,6 +93,7 @@ def load_config(args: list[str] | None = None, **kwargs: str) -> DictConfig:
     profile_name = groups.get("profile", exp_defaults.get("profile", cfg.profile))
     profile = _read_yaml(root / "presets" / "profile" / f"{profile_name}.yaml")
     prof_defaults = dict(profile.pop("defaults", {}) or {})
+    per_family = profile.pop("models", {}) or {}
     first, second = (prof_defaults, exp_defaults) if prof_defaults.pop("defaults_win", False) \
         else (exp_defaults, prof_defaults)
 
@@ -102,8 +107,10 @@ def load_config(args: list[str] | None = None, **kwargs: str) -> DictConfig:
     data = _read_yaml(root / "presets" / "data" / f"{data_name}.yaml")
     trainer = _read_yaml(root / "presets" / "trainer" / f"{trainer_name}.yaml")
     try:
+        family = OmegaConf.merge(cfg, experiment).model.name
+        family_cfg = per_family.get(_model_family(family), {}) if per_family else {}
         cfg = OmegaConf.merge(
-            cfg, fidelity, experiment, profile, {"data": data}, {"trainer": trainer},
+            cfg, fidelity, experiment, profile, family_cfg, {"data": data}, {"trainer": trainer},
             {"experiment": name, "profile": profile_name, "fidelity": fidelity_name,
              "data": {"preset": data_name}, "trainer": {"preset": trainer_name}},
             OmegaConf.from_dotlist(dotted),
@@ -111,6 +118,16 @@ def load_config(args: list[str] | None = None, **kwargs: str) -> DictConfig:
     except Exception as err:  # omegaconf's validation errors are multi-line; keep the first line
         raise ConfigError(f"config error: {str(err).splitlines()[0]}") from err
     return cfg
+
+
+def _model_family(name: str) -> str:
+    """Model class key of a registered model name (``gru_nri`` -> ``mad``)."""
+    from lightning_mad.models import model_spec
+
+    try:
+        return model_spec(name)[0]
+    except KeyError as err:
+        raise ConfigError(str(err).strip('"')) from err
 
 
 def resolved_dict(cfg: DictConfig) -> dict:

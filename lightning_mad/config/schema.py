@@ -29,6 +29,12 @@ class InferenceSection(RecurrentInferenceSection):
     batch_size: int = 16  # sequences per model call
     block_frames: int = 2560  # frames per separation block (memory bound; ~22 s at hop 384)
     edge_truncation: bool = False  # §13.16: released test-time truncation (first L frames, tail to batch multiple)
+    # accompaniment estimate: "residual" = mixture - vocals in the time domain (§7.5, released); "bounded" = the
+    # vocal magnitude capped at the mixture's in every bin first (no bin can take more than the mixture holds)
+    accompaniment: str = "residual"
+    # bins above the training band (Hz; None = full band): "vocals_zero" sends everything above it to the
+    # accompaniment (a model trained on 16-kHz MIR-1K never saw content above 8 kHz)
+    band_limit_hz: Optional[float] = None
     wiener_alpha: Optional[float] = None  # generalised Wiener exponent of comparators (None = the model's default)
 
 
@@ -52,7 +58,20 @@ class OptimSection:
     batch_size: int = 16
     grad_clip_norm: float = 0.5
     max_epochs: int = 100
+    max_steps: int = -1  # > 0: stop after this many optimiser steps (replays a budgeted run exactly)
     excerpts_per_epoch: int = 2048  # random sampler only; the released sampler covers its whole grid
+
+
+@dataclass
+class AugmentSection:
+    """Training-data augmentation of the random sampler (none in the released code; all off by default).
+
+    Seeded per excerpt (``default_rng([seed, epoch, index])``), so an epoch repeats exactly.
+    """
+
+    gain_db: float = 0.0  # > 0: each source (vocals, accompaniment) scaled by a uniform gain in [-g, +g] dB
+    remix: float = 0.0  # probability that the vocals come from one clip and the accompaniment from another
+    independent_offsets: bool = False  # remixed sources start at independent random offsets
 
 
 @dataclass
@@ -69,6 +88,7 @@ class DataSection:
     num_workers: int = 0
     cache_dir: Optional[str] = None
     split: str = "test"  # split scored by `lightning-mad evaluate`
+    augment: AugmentSection = field(default_factory=AugmentSection)
 
 
 @dataclass
@@ -84,6 +104,10 @@ class TrainerSection:
     limit_val_batches: Any = None
     log_every_n_steps: int = 10
     check_val_every_n_epoch: int = 1
+    # None: once per epoch; "DD:HH:MM:SS" (or a float fraction / int batches as Lightning takes it): by time
+    val_check_interval: Any = None
+    # wall-clock budget "DD:HH:MM:SS" (validation included) on the run's Timer; None = no budget
+    max_time: Optional[str] = None
     deterministic: bool = False
     enable_progress_bar: bool = True
 
@@ -100,6 +124,16 @@ class LoggerSection:
 class CheckpointSection:
     enabled: bool = True
     every_n_epochs: int = 1
+    # copies of the best checkpoint (so far) as training passes these minutes: checkpoints/best-at-<m>min.ckpt
+    snapshot_minutes: list = field(default_factory=list)
+
+
+@dataclass
+class ValidationSection:
+    """The separation-quality metric that selects the best checkpoint (``val/sdr_vocals``, maximised)."""
+
+    metric: str = "sdr"  # "sdr": global SDR of whole clips (no BSS Eval projection) | "si_sdr"
+    max_seconds: Optional[float] = 30.0  # first seconds of each validation clip that are separated and scored
 
 
 @dataclass
@@ -128,3 +162,4 @@ class Config:
     logger: LoggerSection = field(default_factory=LoggerSection)
     checkpoint: CheckpointSection = field(default_factory=CheckpointSection)
     ri_sweep: RISweepSection = field(default_factory=RISweepSection)
+    validation: ValidationSection = field(default_factory=ValidationSection)

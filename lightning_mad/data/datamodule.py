@@ -25,7 +25,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
-from lightning_mad.data.excerpts import RandomExcerpts, RandomExcerptSampler, ReleasedExcerpts, ReleasedSampler
+from lightning_mad.data.excerpts import Augmentation, RandomExcerpts, RandomExcerptSampler, ReleasedExcerpts, ReleasedSampler
 from lightning_mad.data.sample import build_composition
 from lightning_mad.data.tracks import TrackConcat, collate_tracks
 
@@ -51,13 +51,14 @@ class SeparationDataModule(pl.LightningDataModule):
         group_size: released scheme's tracks per group.
         base_dir: folder that relative spec roots are resolved against (default: working directory).
         rank, world_size: override the DDP shard (default: from ``torch.distributed``).
+        augment: random scheme only: :class:`~lightning_mad.data.excerpts.Augmentation` fields (None = none).
     """
 
     def __init__(self, train, val=None, test=None, excerpt_samples: int = 60 * 384, excerpt_stride: int = 40 * 384,
                  batch_size: int = 16, excerpts_per_epoch: int = 1024, sampler: str = "random", seed: int = 0,
                  num_workers: int = 0, cache_dir: str | Path | None = None, weighting: str = "length",
                  group_size: int = 4, base_dir: str | Path | None = None, rank: int | None = None,
-                 world_size: int | None = None):
+                 world_size: int | None = None, augment: dict | None = None):
         super().__init__()
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
@@ -67,6 +68,9 @@ class SeparationDataModule(pl.LightningDataModule):
         self.sampler, self.seed, self.num_workers = sampler, int(seed), int(num_workers)
         self.cache_dir, self.weighting, self.group_size = cache_dir, weighting, int(group_size)
         self.base_dir, self.rank, self.world_size = base_dir, rank, world_size
+        self.augment = Augmentation(**(augment or {}))
+        if self.augment.active and sampler != "random":
+            raise ValueError("data augmentation needs the random sampler (data.sampler=random)")
         self.datasets: dict[str, TrackConcat | None] = {"train": None, "val": None, "test": None}
         self._excerpts = None
 
@@ -98,7 +102,8 @@ class SeparationDataModule(pl.LightningDataModule):
             if tracks is None:
                 raise ValueError("SeparationDataModule: no training datasets given")
             if self.sampler == "random":
-                self._excerpts = RandomExcerpts(tracks, self.excerpt_samples, self.seed, self.weighting)
+                self._excerpts = RandomExcerpts(tracks, self.excerpt_samples, self.seed, self.weighting,
+                                                augment=self.augment)
             else:
                 self._excerpts = ReleasedExcerpts(tracks, self.excerpt_samples, self.group_size)
         return self._excerpts

@@ -10,7 +10,10 @@ Two schemes, each a (sampler, dataset) pair; the sampler yields keys, the datase
   ``epoch`` picks a track with probability proportional to its length (``weighting="length"``, i.e. every sample of
   the corpus is equally likely to be covered) or uniformly (``"uniform"``), then a uniform offset, all from
   ``numpy.random.default_rng([seed, epoch, index])``. A restarted epoch therefore repeats exactly, whatever the
-  number of workers. Tracks shorter than an excerpt are zero-padded at the end.
+  number of workers. Tracks shorter than an excerpt are zero-padded at the end. Optional augmentation
+  (:class:`Augmentation`: random gain per source, vocals of one clip remixed with the accompaniment of another,
+  independent offsets of the two sources) draws from its own stream ``default_rng([seed, epoch, index, 1])``, so it
+  repeats exactly and leaves the unaugmented draws unchanged.
 * **released** (:class:`ReleasedSampler` + :class:`ReleasedExcerpts`, MAD-SPEC §1 "Sequencing" and §6): tracks in
   name order, in groups of 4; each group's audio is concatenated end to end and zero-padded to the next multiple of
   the stride (a whole stride when already a multiple); windows of S samples start at multiples of the stride and
@@ -28,6 +31,8 @@ that ranks get equally many and no excerpt is used twice. Build the Trainer with
 so Lightning does not wrap them again. Lightning calls ``set_epoch`` on the sampler before every epoch.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -78,6 +83,32 @@ class _Excerpts(Dataset):
 
 
 # ------------------------------------------------------------------------------------------------------- random
+@dataclass(frozen=True)
+class Augmentation:
+    """Training-data augmentation of :class:`RandomExcerpts` (the released code had none).
+
+    Attributes:
+        gain_db: > 0: vocals and accompaniment are each scaled by an independent gain drawn uniformly in
+            ``[-gain_db, +gain_db]`` dB (stems follow their source: bass/drums/other take the accompaniment's gain).
+        remix: probability that the accompaniment comes from another clip (drawn like the first, by length).
+        independent_offsets: when not remixed, the accompaniment starts at an independent offset of the same clip.
+
+    Whenever a source is changed, the mixture is rebuilt as vocals + accompaniment.
+    """
+
+    gain_db: float = 0.0
+    remix: float = 0.0
+    independent_offsets: bool = False
+
+    def __post_init__(self):
+        if self.gain_db < 0 or not 0.0 <= self.remix <= 1.0:
+            raise ValueError(f"augmentation needs gain_db >= 0 and remix in [0, 1], got {self}")
+
+    @property
+    def active(self) -> bool:
+        return self.gain_db > 0 or self.remix > 0 or self.independent_offsets
+
+
 class RandomExcerpts(_Excerpts):
     """Key ``(epoch, index)`` -> a random excerpt (see the module docstring).
 
@@ -87,28 +118,58 @@ class RandomExcerpts(_Excerpts):
         seed: base seed of every draw.
         weighting: ``"length"`` (track probability proportional to its length) or ``"uniform"``.
         with_stems: add ``stems`` ``(4, S)``; default: when ``tracks.has_stems``.
+        augment: an :class:`Augmentation` (or its fields as a dict); None = none.
     """
 
     def __init__(self, tracks: TrackDataset, excerpt_samples: int, seed: int = 0, weighting: str = "length",
-                 with_stems: bool | None = None):
+                 with_stems: bool | None = None, augment: "Augmentation | dict | None" = None):
         super().__init__(tracks, excerpt_samples, with_stems)
+        self.augment = augment if isinstance(augment, Augmentation) else Augmentation(**(augment or {}))
         if weighting not in ("length", "uniform"):
             raise ValueError(f"weighting must be 'length' or 'uniform', got {weighting!r}")
         self.seed = int(seed)
         weights = self.lengths.astype(np.float64) if weighting == "length" else np.ones(len(self.lengths))
         self.probabilities = weights / weights.sum()
 
-    def draw(self, epoch: int, index: int) -> tuple[int, int]:
-        """``(track, offset)`` of excerpt ``index`` of ``epoch``."""
-        rng = np.random.default_rng([self.seed, int(epoch), int(index)])
-        track = int(rng.choice(len(self.lengths), p=self.probabilities))
+    def _draw_from(self, rng: np.random.Generator, track: int | None = None) -> tuple[int, int]:
+        if track is None:
+            track = int(rng.choice(len(self.lengths), p=self.probabilities))
         offset = int(rng.integers(0, max(int(self.lengths[track]) - self.excerpt_samples, 0) + 1))
         return track, offset
 
-    def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor]:
-        track, offset = self.draw(*key)
+    def draw(self, epoch: int, index: int) -> tuple[int, int]:
+        """``(track, offset)`` of excerpt ``index`` of ``epoch``."""
+        return self._draw_from(np.random.default_rng([self.seed, int(epoch), int(index)]))
+
+    def _excerpt_at(self, track: int, offset: int) -> dict[str, torch.Tensor]:
         length = min(self.excerpt_samples, int(self.lengths[track]) - offset)
         return self._cut([(track, offset, 0, length)])
+
+    def augmentation_draw(self, epoch: int, index: int) -> dict:
+        """The augmentation choices of excerpt ``index`` of ``epoch``: ``{accompaniment: (track, offset) or None,
+        gains: (vocals, accompaniment) linear}``."""
+        aug, rng = self.augment, np.random.default_rng([self.seed, int(epoch), int(index), 1])
+        other = None
+        if aug.remix > 0 and rng.random() < aug.remix:
+            other = self._draw_from(rng)
+        elif aug.independent_offsets:
+            other = self._draw_from(rng, self.draw(epoch, index)[0])
+        gains = 10.0 ** (rng.uniform(-aug.gain_db, aug.gain_db, size=2) / 20.0) if aug.gain_db > 0 else (1.0, 1.0)
+        return {"accompaniment": other, "gains": (float(gains[0]), float(gains[1]))}
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor]:
+        track, offset = self.draw(*key)
+        excerpt = self._excerpt_at(track, offset)
+        if not self.augment.active:
+            return excerpt
+        choice = self.augmentation_draw(*key)
+        accomp = excerpt if choice["accompaniment"] is None else self._excerpt_at(*choice["accompaniment"])
+        g_voc, g_acc = choice["gains"]
+        out = {"vocals": excerpt["vocals"] * g_voc, "accompaniment": accomp["accompaniment"] * g_acc}
+        out["mixture"] = out["vocals"] + out["accompaniment"]
+        if self.with_stems:  # (4, S): bass, drums, other follow the accompaniment; the vocals stem the vocals
+            out["stems"] = torch.cat([accomp["stems"][:3] * g_acc, out["vocals"][None]])
+        return out
 
 
 class RandomExcerptSampler(Sampler):

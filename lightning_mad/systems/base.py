@@ -24,13 +24,14 @@ class SeparationSystem(pl.LightningModule):
     """Args (all plain dicts/values, stored as hyperparameters so checkpoints load with ``weights_only=True``):
         model_class: key of :data:`lightning_mad.models.MODEL_CLASSES`; model_kwargs: its constructor kwargs.
         loss: loss settings of the subclass; optim: ``lr`` (Adam); train_inference: inference settings used inside
-        the training step; inference: default separation settings stored for later use.
+        the training step; inference: default separation settings stored for later use (and used by the
+        validation metric); validation: ``{metric, max_seconds}`` of the validation metric ``val/sdr_vocals``.
     """
 
     VALIDATION_CHUNK = 64  # sequences per forward pass in whole-track validation
 
     def __init__(self, model_class: str, model_kwargs: dict, loss: dict, optim: dict,
-                 train_inference: dict, inference: dict):
+                 train_inference: dict, inference: dict, validation: dict | None = None):
         super().__init__()
         self.save_hyperparameters()
         self.model = model_from_config(model_class, dict(model_kwargs))
@@ -95,9 +96,32 @@ class SeparationSystem(pl.LightningModule):
             total = total + loss * min(size, n_seq - i)
         return total / n_seq
 
+    def separation_scores(self, batch: dict) -> dict[str, float]:
+        """Quality of one whole validation clip through the whole-track separator that evaluation uses (mixture
+        phase, the stored inference settings): ``{"sdr_vocals", "sdr_accompaniment"}`` in dB, metric and clip length
+        from the ``validation`` hyperparameters (global SDR of the first 30 s by default)."""
+        from lightning_mad.evaluation.signal_metrics import METRICS
+        from lightning_mad.inference.separator import separate_vocals
+
+        cfg = {"metric": "sdr", "max_seconds": 30.0, **(self.hparams.get("validation") or {})}
+        n = batch["mixture"].shape[-1] if cfg["max_seconds"] is None else int(cfg["max_seconds"] * 44100)
+        mixture = batch["mixture"][0, :n]
+        settings = {k: v for k, v in (self.hparams.inference or {}).items()
+                    if k in ("n_iter", "tau", "stop_rule", "batch_size", "block_frames", "wiener_alpha")}
+        vocals = separate_vocals(self.model, mixture, phase_iterations=1, **settings)
+        metric = METRICS[cfg["metric"]]
+        ref_v, ref_a = batch["vocals"][0, :n].cpu().numpy(), batch["accompaniment"][0, :n].cpu().numpy()
+        est_v = vocals.cpu().numpy()
+        return {"sdr_vocals": metric(ref_v, est_v), "sdr_accompaniment": metric(ref_a, mixture.cpu().numpy() - est_v)}
+
     def validation_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self.track_loss(batch)
-        self.log("val/loss", loss, prog_bar=True, on_epoch=True, batch_size=1, sync_dist=True)
+        self.log("val/loss", loss, prog_bar=False, on_epoch=True, batch_size=1, sync_dist=True)
+        for key, value in self.separation_scores(batch).items():
+            # mean over validation clips; a silent reference (NaN) counts as 0 dB so the mean stays finite
+            value = 0.0 if value != value else value
+            self.log(f"val/{key}", torch.tensor(value, dtype=torch.float32), prog_bar=key == "sdr_vocals",
+                     on_epoch=True, batch_size=1, sync_dist=True)
         return loss
 
     def test_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
