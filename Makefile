@@ -14,7 +14,9 @@ DATA_ROOT ?=
 SEEDS     ?= 0
 ARGS      ?=
 
-.PHONY: help install test test-full smoke reproduce-table bench lint clean
+BUDGET    ?= 10
+
+.PHONY: help install test test-full smoke reproduce-table mir1k-benchmark bench lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -43,6 +45,9 @@ smoke: install  ## tiny CPU train + separate through the CLI
 
 reproduce-table: install  ## train + evaluate every table row (default: bundled sample, quick profile)
 	$(BIN)/lightning-mad table profile=$(PROFILE) data=$(DATA) $(if $(DATA_ROOT),data.root=$(DATA_ROOT)) seeds=$(SEEDS) $(ARGS)
+
+mir1k-benchmark: install  ## every row trained BUDGET minutes (default 10) on MIR-1K's training singers, scored on the others
+	$(BIN)/lightning-mad mir1k-benchmark budget=$(BUDGET) $(if $(DATA_ROOT),data.root=$(DATA_ROOT)) $(ARGS)
 
 bench: install  ## speed and memory benchmarks (prints figures and ratios)
 	@# Open-Unmix's model class is the speed reference; --no-deps keeps torchaudio (and a CUDA torch) out

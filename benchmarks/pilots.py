@@ -20,7 +20,7 @@ BASE = ["profile=budget", "data=mir1k", "data.root=data/sample/mir1k", "logger.w
 # name -> overrides (on top of BASE); the budget profile's own choices are what the last pilots confirm
 PILOTS = {
     "released_lr1e-4_b16": ["fidelity=released_code", "optim.lr=1e-4", "optim.batch_size=16"],
-    "clean_lr1e-3_b16": ["fidelity=clean", "optim.lr=1e-3", "optim.batch_size=16"],
+    "clean_lr1e-3_b16": ["fidelity=clean", "loss.clip_input=true", "optim.lr=1e-3", "optim.batch_size=16"],
     "clean_noclip_lr1e-3_b16": ["fidelity=clean", "loss.clip_input=false", "optim.lr=1e-3", "optim.batch_size=16"],
     "clean_noclip_lr1e-3_b64": ["fidelity=clean", "loss.clip_input=false", "optim.lr=1e-3", "optim.batch_size=64"],
     "clean_noclip_lr1e-3_b16_aug": ["fidelity=clean", "loss.clip_input=false", "optim.lr=1e-3", "optim.batch_size=16",

@@ -1,11 +1,12 @@
 """``lightning-mad``: a thin command line over the importable functions.
 
     lightning-mad train experiment=NAME [profile=quick] [fidelity=released_code] [data=sample] [key=value ...]
-    lightning-mad separate INPUT [INPUT ...] (--checkpoint PATH | --model NAME_OR_FILE) -o OUTDIR [--iter N] [--tau T]
+    lightning-mad separate INPUT [INPUT ...] [--checkpoint PATH | --model NAME_OR_FILE] -o OUTDIR [--iter N] [--tau T]
     lightning-mad export --checkpoint PATH -o model.pt
     lightning-mad evaluate checkpoint=PATH [data=NAME] [data.root=DIR] [data.split=test] [protocol=P[,P]] [workers=N]
                            [inference.n_iter=..] [output_dir=DIR] [tracks=a,b] [limit=N]
-    lightning-mad table [profile=quick] [data=sample] [data.root=DIR] [seeds=0,1] [registry=experiments/table.yaml]
+    lightning-mad table [profile=quick] [data=sample] [data.root=DIR] [seeds=0,1] [registry=experiments/tables/poster.yaml]
+    lightning-mad mir1k-benchmark [budget=10] [data.root=DIR] [rows=GRU-NRI,CHA] [out=results] [limit=N]
     lightning-mad sweep experiment=NAME [grid.KEY=v1,v2 ...] [sweep=experiments/sweeps/ablation.yaml] [key=value ...]
 """
 from __future__ import annotations
@@ -35,9 +36,10 @@ def cmd_train(args: list[str]) -> int:
 def separate_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lightning-mad separate", description="Separate vocals and accompaniment.")
     p.add_argument("inputs", nargs="+", help="audio files (wav, flac, mp3, ogg, .stem.mp4)")
-    src = p.add_mutually_exclusive_group(required=True)
+    src = p.add_mutually_exclusive_group()
     src.add_argument("--checkpoint", help="Lightning checkpoint (.ckpt) of a trained run")
-    src.add_argument("--model", help="release file from `lightning-mad export`, or a registered name (e.g. tiny)")
+    src.add_argument("--model", help="release file from `lightning-mad export`, a shipped pretrained model "
+                     "(default: mad-mir1k), or a registered architecture with random weights (e.g. tiny)")
     p.add_argument("-o", "--out", required=True, help="output folder: OUT/<input name>/{vocals,accompaniment}.wav")
     p.add_argument("--iter", dest="n_iter", type=int, help="recurrent inference: max decoder re-applications")
     p.add_argument("--tau", type=float, help="recurrent inference: MSE stopping threshold")
@@ -46,6 +48,11 @@ def separate_parser() -> argparse.ArgumentParser:
     p.add_argument("--phase-iterations", type=int, help="1 = mixture phase; 10 = the released code's GL-like loop")
     p.add_argument("--batch-size", type=int, help="sequences per model call (larger is faster on CPU; with "
                    "--stop-rule batch it also decides which sequences stop together)")
+    p.add_argument("--accompaniment", choices=("residual", "ratio"),
+                   help="stem rule: residual = mixture - vocals as released; ratio = soft mask from the vocal and "
+                   "residual magnitudes (no bin gives the vocals more than the mixture holds)")
+    p.add_argument("--band-limit", dest="band_limit_hz", type=float,
+                   help="Hz above which everything goes to the accompaniment (a negative value: full band)")
     p.add_argument("--downmix", action="store_true", help="separate the mono downmix instead of each channel")
     p.add_argument("--keep-model-rate", action="store_true", help="write 44.1 kHz stems instead of the input's rate")
     p.add_argument("--bits", choices=("float", "16", "24"), default="float", help="sample format of the stems")
@@ -55,23 +62,32 @@ def separate_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _band_limit(value: float | None) -> dict:
+    """``--band-limit``: not given -> the model's default; negative -> full band (None); else the frequency."""
+    if value is None:
+        return {}
+    return {"band_limit_hz": None if value < 0 else value}
+
+
 def cmd_separate(argv: list[str]) -> int:
     from lightning_mad.audio import AudioError
     from lightning_mad.inference.api import ModelLoadError, load_model
-    from lightning_mad.inference.files import separate_file
+    from lightning_mad.inference.files import announce, separate_file
 
     a = separate_parser().parse_args(argv)
     try:
         loaded = load_model(a.checkpoint or a.model, a.device)
     except ModelLoadError as err:
         return _fail(str(err))
+    announce(loaded)  # a shipped model is always named, with its license, even with --quiet
     status = 0
     for path in a.inputs:
         try:
             written = separate_file(loaded, Path(path), Path(a.out), downmix=a.downmix, quiet=a.quiet,
                                     keep_model_rate=a.keep_model_rate, bits=a.bits, fmt=a.fmt,
                                     n_iter=a.n_iter, tau=a.tau, stop_rule=a.stop_rule,
-                                    phase_iterations=a.phase_iterations, batch_size=a.batch_size)
+                                    phase_iterations=a.phase_iterations, batch_size=a.batch_size,
+                                    accompaniment=a.accompaniment, **_band_limit(a.band_limit_hz))
         except (AudioError, ValueError) as err:
             status = _fail(str(err))
             continue
@@ -92,6 +108,12 @@ def cmd_table(args: list[str]) -> int:
     return table_main(args)
 
 
+def cmd_mir1k_benchmark(args: list[str]) -> int:
+    from lightning_mad.benchmark_mir1k import main as benchmark_main
+
+    return benchmark_main(args)
+
+
 def cmd_sweep(args: list[str]) -> int:
     from lightning_mad.callbacks.sweep import main as sweep_main
 
@@ -104,13 +126,25 @@ def cmd_export(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="lightning-mad export", description="Write a release file from a checkpoint.")
     p.add_argument("--checkpoint", required=True, help="Lightning checkpoint (.ckpt)")
     p.add_argument("-o", "--out", required=True, help="release file to write (e.g. model.pt)")
+    p.add_argument("--dtype", choices=("float32", "float16"), default="float32",
+                   help="storage type of the weights (float16 halves the file; loaded back as float32)")
+    p.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                   help="shipped inference default, e.g. --set accompaniment=ratio --set band_limit_hz=8000")
     a = p.parse_args(argv)
-    print(export_release(Path(a.checkpoint), Path(a.out)))
+    from lightning_mad.config.load import ConfigError, parse_value
+
+    settings = {}
+    for item in a.settings:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
+        key, value = item.split("=", 1)
+        settings[key] = parse_value(value)
+    print(export_release(Path(a.checkpoint), Path(a.out), dtype=a.dtype, inference=settings))
     return 0
 
 
 COMMANDS = {"train": cmd_train, "separate": cmd_separate, "export": cmd_export, "evaluate": cmd_evaluate,
-            "table": cmd_table, "sweep": cmd_sweep}
+            "table": cmd_table, "sweep": cmd_sweep, "mir1k-benchmark": cmd_mir1k_benchmark}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -61,22 +61,12 @@ def default_protocols(data_preset: str) -> tuple[str, ...]:
     return DEFAULT_PROTOCOLS.get(data_preset, ("museval",))
 
 
-def _scalar(text: str):
-    """``"3"`` -> 3, ``"1e-2"`` -> 0.01, ``"null"`` -> None, ``"true"`` -> True, else the string."""
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return {"null": None, "none": None, "true": True, "false": False}.get(text.lower(), text)
-
-
 def parse_args(args: Iterable[str]) -> tuple[dict, list[str], dict]:
     """Split CLI arguments into (own options, load_config arguments, explicit inference overrides)."""
-    from lightning_mad.config.load import ConfigError, split_own_args
+    from lightning_mad.config.load import ConfigError, parse_value, split_own_args
 
     own, rest = split_own_args(args, OWN_KEYS)
-    overrides = {a.split("=", 1)[0].split(".", 1)[1]: _scalar(a.split("=", 1)[1])
+    overrides = {a.split("=", 1)[0].split(".", 1)[1]: parse_value(a.split("=", 1)[1])
                  for a in rest if a.startswith("inference.")}
     if "checkpoint" in own and "model" in own:
         raise ConfigError("give either checkpoint= or model=, not both")

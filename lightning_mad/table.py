@@ -1,10 +1,10 @@
 """``make reproduce-table``: train and evaluate every poster row, add published and oracle rows, write the table.
 
     lightning-mad table [profile=quick] [data=sample] [data.root=DIR] [seeds=0[,1,...]]
-                        [registry=experiments/table.yaml] [rows=GRA,GRU-NRI] [out=results] [workers=N]
+                        [registry=experiments/tables/poster.yaml] [rows=GRA,GRU-NRI] [out=results] [workers=N]
                         [limit=N] [oracles=true] [key=value ...]
 
-For each row of the registry (``experiments/table.yaml``) whose experiment file exists and each seed: ``train(cfg)``
+For each row of the registry (``experiments/tables/poster.yaml``) whose experiment file exists and each seed: ``train(cfg)``
 (a finished run with the same config is reused, an interrupted one resumes from ``last.ckpt``), then
 :func:`lightning_mad.evaluate.evaluate` on the test split with the data preset's primary protocol (sisec2016 for
 dsd100/paper, museval otherwise; the per-track JSON make the evaluation resumable too). A row without an experiment
@@ -75,7 +75,7 @@ def run_table(
     from lightning_mad.train import train
 
     overrides = list(overrides or [])
-    reg = load_registry(registry or experiments_dir() / "table.yaml")
+    reg = load_registry(registry or experiments_dir() / "tables" / "poster.yaml")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     protocol = get_protocol(default_protocols(data)[0])
@@ -207,7 +207,7 @@ def to_markdown(df: pd.DataFrame, protocol: str, aggregation: str, data: str, pr
     lines = [f"# MaD table reproduction (vocals, dB): data {data}, protocol {protocol}, {aggregation}, "
              f"profile {profile}", "",
              "Paper = poster (DSD100 Test). Official = SiSEC results recomputed from the per-track files "
-             "(see experiments/table.yaml). Ours = this run (spread = half the max-min range over seeds).", "",
+             "(see experiments/tables/poster.yaml). Ours = this run (spread = half the max-min range over seeds).", "",
              "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(cells) + " |" for cells in _display(df)]
     return "\n".join(lines) + "\n"

@@ -9,7 +9,7 @@ from lightning_mad.table import load_registry
 
 
 def test_project_registry_lists_every_poster_row(project_root):
-    reg = load_registry(project_root / "experiments" / "table.yaml")
+    reg = load_registry(project_root / "experiments" / "tables" / "poster.yaml")
     names = [r["name"] for r in reg["rows"]]
     assert names == ["GRA", "MIM-HW", "CHA", "MIM-DWF", "MIM-DWF+", "GRU-NRI", "GRU-RIS-s", "GRU-RIS-l",
                      "MaD TwinNet"]

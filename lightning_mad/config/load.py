@@ -46,7 +46,18 @@ def _read_yaml(path: Path) -> DictConfig:
 
 def list_experiments() -> list[str]:
     """Names of the experiment files (one per table row)."""
-    return sorted(p.stem for p in experiments_dir().glob("*.yaml") if p.stem != "table")
+    return sorted(p.stem for p in experiments_dir().glob("*.yaml"))
+
+
+def parse_value(text: str):
+    """A command-line value: ``"3"`` -> 3, ``"1e-2"`` -> 0.01, ``"null"`` -> None, ``"true"`` -> True, else the
+    string."""
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return {"null": None, "none": None, "true": True, "false": False}.get(text.lower(), text)
 
 
 def split_own_args(args, own_keys) -> tuple[dict[str, str], list[str]]:

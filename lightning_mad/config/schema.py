@@ -29,9 +29,10 @@ class InferenceSection(RecurrentInferenceSection):
     batch_size: int = 16  # sequences per model call
     block_frames: int = 2560  # frames per separation block (memory bound; ~22 s at hop 384)
     edge_truncation: bool = False  # §13.16: released test-time truncation (first L frames, tail to batch multiple)
-    # accompaniment estimate: "residual" = mixture - vocals in the time domain (§7.5, released); "bounded" = the
-    # vocal magnitude capped at the mixture's in every bin first (no bin can take more than the mixture holds)
+    # stem rule (inference.separator.shape_vocal_magnitude): "residual" = the network's vocal magnitude, accompaniment
+    # = mixture - vocals (§7.5, released); "ratio" = soft mask V^p / (V^p + max(|X| - V, 0)^p), p = ratio_exponent
     accompaniment: str = "residual"
+    ratio_exponent: float = 1.0
     # bins above the training band (Hz; None = full band): "vocals_zero" sends everything above it to the
     # accompaniment (a model trained on 16-kHz MIR-1K never saw content above 8 kHz)
     band_limit_hz: Optional[float] = None

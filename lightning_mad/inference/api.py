@@ -18,7 +18,7 @@ from lightning_mad.models import MODEL_PRESETS, build_model, model_from_config
 
 SAMPLE_RATE = 44100
 INFERENCE_KEYS = ("n_iter", "tau", "stop_rule", "phase_iterations", "batch_size", "block_frames", "edge_truncation",
-                  "wiener_alpha")
+                  "wiener_alpha", "accompaniment", "ratio_exponent", "band_limit_hz")
 
 
 class ModelLoadError(ValueError):
@@ -40,9 +40,19 @@ def _default_inference() -> dict:
     return {k: getattr(defaults, k) for k in INFERENCE_KEYS}
 
 
-def load_model(source: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
-    """Load ``source``: a registered model name (random init, seed 0), a ``.ckpt`` or an exported release file."""
-    source = str(source)
+def load_model(source: str | Path | None = None, device: str | torch.device = "cpu") -> LoadedModel:
+    """Load ``source``: a shipped pretrained model name (``mad-mir1k``; None = the default one), a registered
+    architecture name (random init, seed 0), a ``.ckpt`` or an exported release file."""
+    from lightning_mad.pretrained import DEFAULT_MODEL, PRETRAINED, pretrained_path
+
+    source = DEFAULT_MODEL if source is None else str(source)
+    if source in PRETRAINED and not Path(source).exists():
+        path = pretrained_path(source)
+        if not path.is_file():
+            raise ModelLoadError(f"{path}: the pretrained model {source!r} is missing from this installation")
+        loaded = load_model(path, device)
+        loaded.source, loaded.info["pretrained"] = source, source
+        return loaded
     if source in MODEL_PRESETS and not Path(source).exists():
         torch.manual_seed(0)
         model, inference, info = build_model(source), _default_inference(), {"weights": "random (untrained)"}
@@ -66,7 +76,7 @@ def load_model(source: str | Path, device: str | torch.device = "cpu") -> Loaded
         elif "model_class" in blob:  # release file written by `lightning-mad export`
             cls_key, kwargs, state = blob["model_class"], blob["model_kwargs"], blob["state_dict"]
             inference = {**_default_inference(), **blob.get("inference", {})}
-            info = {k: blob[k] for k in ("training", "git_commit", "stft") if k in blob}
+            info = {k: blob[k] for k in ("training", "git_commit", "stft", "card") if k in blob}
         else:
             raise ModelLoadError(f"{path}: neither a lightning_mad checkpoint nor a release file")
         model = model_from_config(cls_key, dict(kwargs))

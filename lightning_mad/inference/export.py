@@ -15,8 +15,22 @@ from lightning_mad.inference.api import ModelLoadError, load_model
 RELEASE_FORMAT = 1
 
 
-def export_release(checkpoint: Path, out: Path) -> Path:
-    """Write the release file of a Lightning checkpoint; returns its path. Written atomically (tmp + rename)."""
+def export_release(checkpoint: Path, out: Path, dtype: str = "float32", inference: dict | None = None,
+                   card: dict | None = None) -> Path:
+    """Write the release file of a Lightning checkpoint; returns its path. Written atomically (tmp + rename).
+
+    Args:
+        dtype: storage type of floating-point weights, ``"float32"`` or ``"float16"`` (loaded back as float32).
+        inference: inference defaults to ship, replacing the checkpoint's (keys of ``INFERENCE_KEYS``).
+        card: plain-dict model card stored in the file (data, license, scores, ...).
+    """
+    from lightning_mad.inference.api import INFERENCE_KEYS
+
+    if dtype not in ("float32", "float16"):
+        raise ValueError(f"dtype must be float32 or float16, got {dtype!r}")
+    unknown = sorted(set(inference or {}) - set(INFERENCE_KEYS))
+    if unknown:
+        raise ValueError(f"unknown inference setting(s) {unknown}; known: {', '.join(INFERENCE_KEYS)}")
     loaded = load_model(checkpoint)
     blob = torch.load(checkpoint, map_location="cpu", weights_only=True)
     hp = blob["hyper_parameters"]
@@ -35,12 +49,16 @@ def export_release(checkpoint: Path, out: Path) -> Path:
         "format": RELEASE_FORMAT,
         "model_class": hp["model_class"],
         "model_kwargs": dict(hp["model_kwargs"]),
-        "state_dict": {k: v.clone() for k, v in loaded.model.state_dict().items()},
+        "state_dict": {k: v.to(getattr(torch, dtype)) if v.is_floating_point() else v.clone()
+                       for k, v in loaded.model.state_dict().items()},
         "stft": loaded.model.stft.settings(),
-        "inference": loaded.inference,
+        "inference": {**loaded.inference, **(inference or {})},
         "training": training,
         "git_commit": git_commit,
+        "weights_dtype": dtype,
     }
+    if card:
+        release["card"] = dict(card)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")

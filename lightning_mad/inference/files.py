@@ -57,22 +57,32 @@ def separate_audio(loaded: LoadedModel, audio: np.ndarray, sample_rate: int, *, 
     return {"vocals": vocals, "accompaniment": mixture - vocals, "mixture": mixture, "sample_rate": rate}
 
 
-def separate(audio, sample_rate: int | None = None, model: "str | Path | LoadedModel" = "tiny", *,
+def separate(audio, sample_rate: int | None = None, model: "str | Path | LoadedModel | None" = None, *,
              device: str = "cpu", **kwargs) -> dict:
-    """Python API: separate an array (give ``sample_rate``) or an audio file path with a model source (a registered
-    name, a ``.ckpt``, a release file) or an already loaded model. Same code path as ``lightning-mad separate``.
+    """Python API: separate an array (give ``sample_rate``) or an audio file path with a model source (None = the
+    shipped pretrained model, announced on stderr with its license; a pretrained or registered name, a ``.ckpt``,
+    a release file) or an already loaded model. Same code path as ``lightning-mad separate``.
 
     Returns ``{"vocals", "accompaniment", "mixture", "sample_rate"}`` (see :func:`separate_audio`).
     """
     from lightning_mad.inference.api import load_model
 
     loaded = model if isinstance(model, LoadedModel) else load_model(model, device)
+    announce(loaded)
     if isinstance(audio, (str, Path)):
         sample_rate = audio_info(audio).sample_rate
         audio = load_audio(audio, None)
     elif sample_rate is None:
         raise ValueError("separate(array) needs sample_rate")
     return separate_audio(loaded, audio, sample_rate, **kwargs)
+
+
+def announce(loaded: LoadedModel) -> None:
+    """One line on stderr naming a shipped pretrained model and its license (nothing for other models)."""
+    from lightning_mad.pretrained import notice
+
+    if loaded.info.get("pretrained"):
+        print(notice(loaded.info["pretrained"]), file=sys.stderr, flush=True)
 
 
 def _quantised_pair(vocals: np.ndarray, mixture: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray, int]:

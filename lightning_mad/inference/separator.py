@@ -41,6 +41,43 @@ def _frames(model: nn.Module, signal: torch.Tensor, first: int, last: int, n_fra
     return spec
 
 
+ACCOMPANIMENT_RULES = ("residual", "ratio")
+MODEL_RATE = 44100
+
+
+def band_bin(stft, band_limit_hz: float | None, rate: int = MODEL_RATE) -> int | None:
+    """First bin above ``band_limit_hz`` (None: no band limit)."""
+    if band_limit_hz is None:
+        return None
+    return min(stft.n_bins, int(math.floor(band_limit_hz * stft.n_fft / rate)) + 1)
+
+
+def shape_vocal_magnitude(vocals: torch.Tensor, mixture: torch.Tensor, rule: str = "residual",
+                          exponent: float = 1.0, first_zero_bin: int | None = None) -> torch.Tensor:
+    """The vocal magnitude that is synthesised, under an accompaniment rule. Shapes: (frames, N) -> (frames, N).
+
+    * ``"residual"`` (released code, MAD-SPEC §7.5): the network's vocal magnitude as it is; the accompaniment is
+      mixture - vocals, so wherever the estimate exceeds the mixture the accompaniment receives the excess with
+      the opposite sign.
+    * ``"ratio"``: the vocal estimate V and the residual magnitude R = max(|X| - V, 0) form the soft mask
+      m = V^p / (V^p + R^p) (p = ``exponent``; p = 1 caps V at |X|, larger p sharpens towards a binary mask);
+      vocals = m |X| and, with the mixture phase, accompaniment = (1 - m) X: no bin gives more than the mixture holds.
+
+    Bins from ``first_zero_bin`` up get zero vocals (all to the accompaniment).
+    """
+    if rule == "ratio":
+        residual = (mixture - vocals).clamp_min(0.0)
+        v, r = vocals.clamp_min(0.0) ** exponent, residual ** exponent
+        vocals = torch.where(v + r > 0, v / (v + r).clamp_min(torch.finfo(v.dtype).tiny), torch.zeros_like(v)) \
+            * mixture
+    elif rule != "residual":
+        raise ValueError(f"accompaniment rule must be one of {ACCOMPANIMENT_RULES}, got {rule!r}")
+    if first_zero_bin is not None:
+        vocals = vocals.clone()
+        vocals[:, first_zero_bin:] = 0.0
+    return vocals
+
+
 @torch.no_grad()
 def separate_vocals(
     model: nn.Module,
@@ -51,6 +88,9 @@ def separate_vocals(
     margin_frames: int = 40,
     phase_iterations: int = 1,
     edge_truncation: bool = False,
+    accompaniment: str = "residual",
+    ratio_exponent: float = 1.0,
+    band_limit_hz: float | None = None,
     progress: Callable[[int, int], None] | None = None,
     **inference,
 ) -> torch.Tensor:
@@ -68,12 +108,19 @@ def separate_vocals(
         edge_truncation: reproduce the released code's test-time coverage (spec §13.16): the sequence grid starts at
             frame 0, so the first L frames are never estimated (zero vocals), and trailing sequences are dropped to a
             multiple of ``batch_size`` (zero vocals there too). Off by default: every frame is estimated.
+        accompaniment, ratio_exponent: the stem rule (:func:`shape_vocal_magnitude`): ``"residual"`` (released) or
+            ``"ratio"``.
+        band_limit_hz: above this frequency the vocal estimate is zero, so everything there goes to the
+            accompaniment (None = full band; a model trained on 16-kHz audio never saw content above 8 kHz).
         progress: called as ``progress(done_sequences, total_sequences)``.
         **inference: forwarded to ``model.estimate`` (e.g. ``n_iter``, ``tau``, ``stop_rule``).
 
     Returns:
-        (S,) vocal estimate on the mixture's device. Accompaniment = mixture - vocals (MAD-SPEC §7.5).
+        (S,) vocal estimate on the mixture's device. Accompaniment = mixture - vocals (MAD-SPEC §7.5) in the time
+        domain under every rule, so the two stems always sum to the mixture.
     """
+    if accompaniment not in ACCOMPANIMENT_RULES:
+        raise ValueError(f"accompaniment rule must be one of {ACCOMPANIMENT_RULES}, got {accompaniment!r}")
     stft, ctx = model.stft, model.context
     step = model.seq_len - 2 * ctx
     device = next(model.parameters()).device
@@ -103,6 +150,8 @@ def separate_vocals(
         est = est.reshape(-1, stft.n_bins)
         f_a, f_b = offset + ka * step, min(offset + kb * step, n_frames)
         est = est[: f_b - f_a]
+        est = shape_vocal_magnitude(est, mag[ctx : ctx + f_b - f_a], accompaniment, ratio_exponent,
+                                    band_bin(stft, band_limit_hz))
         phase = torch.polar(torch.ones_like(mag), torch.angle(spec))[ctx : ctx + f_b - f_a]
         voc_spec = refine_phase(stft, est, phase, phase_iterations)
         keep0, keep1 = offset + k0 * step, min(offset + k1 * step, n_frames)

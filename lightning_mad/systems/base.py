@@ -106,8 +106,10 @@ class SeparationSystem(pl.LightningModule):
         cfg = {"metric": "sdr", "max_seconds": 30.0, **(self.hparams.get("validation") or {})}
         n = batch["mixture"].shape[-1] if cfg["max_seconds"] is None else int(cfg["max_seconds"] * 44100)
         mixture = batch["mixture"][0, :n]
+        from lightning_mad.inference.api import INFERENCE_KEYS
+
         settings = {k: v for k, v in (self.hparams.inference or {}).items()
-                    if k in ("n_iter", "tau", "stop_rule", "batch_size", "block_frames", "wiener_alpha")}
+                    if k in INFERENCE_KEYS and k not in ("phase_iterations", "edge_truncation")}
         vocals = separate_vocals(self.model, mixture, phase_iterations=1, **settings)
         metric = METRICS[cfg["metric"]]
         ref_v, ref_a = batch["vocals"][0, :n].cpu().numpy(), batch["accompaniment"][0, :n].cpu().numpy()

@@ -3,7 +3,7 @@
     .venv/bin/python notebooks/example_results/make_example_results.py
 
 1. ``lightning_mad.table.run_table`` with a temporary registry: one trained row ``TINY`` (experiment ``tiny``,
-   profile quick, 1 epoch of 1 batch), the poster rows of ``experiments/table.yaml`` with their experiment set to
+   profile quick, 1 epoch of 1 batch), the poster rows of ``experiments/tables/poster.yaml`` with their experiment set to
    null (they keep their paper numbers and show "not implemented"), the reference row and the IRM / IBM / mixture
    oracles. Test split of the bundled sample restricted to 3 MIR-1K clips, protocol museval.
 2. The run folder's ``eval/`` (per-track museval JSON, results.csv, summary.csv) is copied to
@@ -32,7 +32,7 @@ OVERRIDES = ["optim.max_epochs=1", "trainer.limit_train_batches=1", "trainer.lim
 def main(out: Path = HERE) -> None:
     from lightning_mad.table import run_table
 
-    project = yaml.safe_load((ROOT / "experiments" / "table.yaml").read_text())
+    project = yaml.safe_load((ROOT / "experiments" / "tables" / "poster.yaml").read_text())
     rows = [{"name": "TINY", "experiment": "tiny", "note": "tiny MaD, 1 training step (example only)"}]
     rows += [{**r, "experiment": None} for r in project["rows"]]
     registry = {"rows": rows, "reference": project.get("reference", []), "oracles": project.get("oracles", [])}
