@@ -25,6 +25,9 @@ CANDIDATES = {
     "residual": {"accompaniment": "residual", "band_limit_hz": 8000.0, "phase_iterations": 1},
     "ratio p=1": {"accompaniment": "ratio", "ratio_exponent": 1.0, "band_limit_hz": 8000.0, "phase_iterations": 1},
     "ratio p=2": {"accompaniment": "ratio", "ratio_exponent": 2.0, "band_limit_hz": 8000.0, "phase_iterations": 1},
+    "ratio p=3": {"accompaniment": "ratio", "ratio_exponent": 3.0, "band_limit_hz": 8000.0, "phase_iterations": 1},
+    "ratio p=2, 10-pass phase": {"accompaniment": "ratio", "ratio_exponent": 2.0, "band_limit_hz": 8000.0,
+                                 "phase_iterations": 10},
 }
 
 
@@ -60,33 +63,35 @@ def main(argv=None) -> None:
     ap.add_argument("--run", required=True, help="run folder (checkpoints/, config.yaml, finished.json)")
     ap.add_argument("--name", default="mad-mir1k")
     ap.add_argument("--command", default="", help="the training command, for the card")
+    ap.add_argument("--out-dir", default=None, help="where the release, card and curve go (default: the package)")
+    ap.add_argument("--limit", type=int, default=None, help="score only the first N clips of each set (a dry run)")
     args = ap.parse_args(argv)
     run = Path(args.run)
     peak = gemm_gflops(2048, 2048, 2048, 1.0)
     finished = json.loads((run / "finished.json").read_text())["result"]
     config = (run / "config.yaml").read_text()
-    commit = re.search(r"^git_commit: (\S+)", config, re.M).group(1)
+    commit = _field(config, "git_commit")
     best = finished["best_checkpoint"]
     work = run / "ship"
 
     # 1. inference defaults chosen on the validation clips (the test clips stay unseen until the end)
-    val = {name: _mir1k(best, "val", work / "val" / name.replace(" ", "_").replace("=", ""), s)
+    val = {name: _mir1k(best, "val", work / "val" / name.replace(" ", "_").replace("=", ""), s, args.limit)
            for name, s in CANDIDATES.items()}
     chosen = max(val, key=lambda n: val[n]["GNSDR"] + val[n]["acc_GNSDR"])
     settings = CANDIDATES[chosen]
     print(json.dumps({"gemm_peak_gflops": round(peak), "validation": val, "chosen": chosen}, indent=1), flush=True)
 
     # 2. release file (float16) with the chosen defaults
-    file = PRETRAINED_DIR / PRETRAINED[args.name][0]
+    file = Path(args.out_dir or PRETRAINED_DIR) / PRETRAINED[args.name][0]
     export_release(Path(best), file, dtype="float16", inference=settings,
                    card={"name": args.name, "data": "MIR-1K abjones + amy (research use only)", "commit": commit})
 
     # 3. test singers (once), with the release file itself; full-band Falcon 69 with and without the band limit
-    test = _mir1k(str(file), "test", work / "test", {})
+    test = _mir1k(str(file), "test", work / "test", {}, args.limit)
     test_residual = _mir1k(str(file), "test", work / "test_released_rule",
-                           {"accompaniment": "residual", "band_limit_hz": None})
+                           {"accompaniment": "residual", "band_limit_hz": None}, args.limit)
     falcon_limited = _falcon(str(file), work / "falcon_band_limited", {})
-    falcon_full = _falcon(str(file), work / "falcon_full_band", {"band_limit_hz": None})
+    falcon_full = _falcon(str(file), work / "falcon_full_band", {"band_limit_hz": 0.0})
 
     # 4. learning curve: the best checkpoint as of 15 / 30 / 60 / 90 minutes, scored like the release
     curve = []
@@ -94,7 +99,7 @@ def main(argv=None) -> None:
         import torch
 
         step = int(torch.load(snap, map_location="cpu", weights_only=True)["global_step"])
-        scores = _mir1k(str(snap), "test", work / "curve" / snap.stem, settings)
+        scores = _mir1k(str(snap), "test", work / "curve" / snap.stem, settings, args.limit)
         curve.append({"minutes": float(snap.stem[8:-3]), "step": step, **scores})
     curve_file = file.with_name(file.stem + "_curve.csv")
     pd.DataFrame(curve).to_csv(curve_file, index=False)
@@ -103,6 +108,12 @@ def main(argv=None) -> None:
                        test_residual, falcon_limited, falcon_full, curve, peak, config)
     file.with_suffix(".md").write_text(card)
     print(card)
+
+
+def _field(config: str, key: str) -> str:
+    """A top-level scalar of a run's config.yaml."""
+    match = re.search(rf"^{key}: (\S+)", config, re.M)
+    return match.group(1) if match else "unknown"
 
 
 def _row(s: dict) -> str:
@@ -124,11 +135,11 @@ def render_card(name, file, digest, commit, command, finished, settings, chosen,
         "found. **These weights are for research use only**, like the data they were trained on.",
         "- MIR-1K is 16 kHz audio (resampled to 44.1 kHz here): the model never saw content above 8 kHz. The shipped "
         "default `band_limit_hz: 8000` gives everything above 8 kHz to the accompaniment "
-        "(`--band-limit -1` separates the full band with the untrained upper mask).", "",
+        "(`--band-limit 0` separates the full band with the untrained upper mask).", "",
         "## Training",
         f"- Command (commit `{commit}`): `{command}`",
-        f"- Fidelity: `clean` (MAD-SPEC §13; voice-magnitude target, no masker-loss gate, unclipped input), profile "
-        f"`budget`; {finished['global_step']} optimiser steps in {minutes:.1f} min on 2 CPU cores (GEMM peak "
+        f"- Fidelity: `{_field(config, 'fidelity')}` (MAD-SPEC §13; `clean` = voice-magnitude target, no masker-loss "
+        f"gate, unclipped input), profile `{_field(config, 'profile')}`; {finished['global_step']} optimiser steps in {minutes:.1f} min on 2 CPU cores (GEMM peak "
         f"measured when shipping: {peak:.0f} GFLOP/s; training-time figures in the README).",
         f"- Best validation global SDR (the selection metric, not BSS Eval): {finished['best_score']:.2f} dB.",
         f"- Resolved config of the run: `{Path(finished['run_dir']) / 'config.yaml'}` (not shipped); "
@@ -138,7 +149,7 @@ def render_card(name, file, digest, commit, command, finished, settings, chosen,
         "## Scores (mir1k protocol: whole clips at 16 kHz, BSS Eval v3 sources, NSDR vs the mixture, "
         "length-weighted means, dB)", "",
         "| set | " + header[2:], "|---|---|---|---|---|---|---|"]
-    lines += [f"| validation, `{n}` (10 clips) | {_row(s)} |" for n, s in val.items()]
+    lines += [f"| validation, `{n}` ({s['clips']} clips) | {_row(s)} |" for n, s in val.items()]
     lines += [f"| **test, shipped defaults ({test['clips']} clips)** | {_row(test)} |",
               f"| test, released stem rule (mixture - vocals, full band) | {_row(test_residual)} |", "",
               "Published anchors on MIR-1K's full 825-clip test set (not the same clips, not directly comparable): "

@@ -52,7 +52,7 @@ def separate_parser() -> argparse.ArgumentParser:
                    help="stem rule: residual = mixture - vocals as released; ratio = soft mask from the vocal and "
                    "residual magnitudes (no bin gives the vocals more than the mixture holds)")
     p.add_argument("--band-limit", dest="band_limit_hz", type=float,
-                   help="Hz above which everything goes to the accompaniment (a negative value: full band)")
+                   help="Hz above which everything goes to the accompaniment (0: full band)")
     p.add_argument("--downmix", action="store_true", help="separate the mono downmix instead of each channel")
     p.add_argument("--keep-model-rate", action="store_true", help="write 44.1 kHz stems instead of the input's rate")
     p.add_argument("--bits", choices=("float", "16", "24"), default="float", help="sample format of the stems")
@@ -63,10 +63,10 @@ def separate_parser() -> argparse.ArgumentParser:
 
 
 def _band_limit(value: float | None) -> dict:
-    """``--band-limit``: not given -> the model's default; negative -> full band (None); else the frequency."""
+    """``--band-limit``: not given -> the model's default; 0 (or negative) -> full band; else the frequency."""
     if value is None:
         return {}
-    return {"band_limit_hz": None if value < 0 else value}
+    return {"band_limit_hz": max(0.0, value)}
 
 
 def cmd_separate(argv: list[str]) -> int:

@@ -207,7 +207,9 @@ def to_markdown(df: pd.DataFrame, protocol: str, aggregation: str, data: str, pr
     lines = [f"# MaD table reproduction (vocals, dB): data {data}, protocol {protocol}, {aggregation}, "
              f"profile {profile}", "",
              "Paper = poster (DSD100 Test). Official = SiSEC results recomputed from the per-track files "
-             "(see experiments/tables/poster.yaml). Ours = this run (spread = half the max-min range over seeds).", "",
+             "(see experiments/tables/poster.yaml). Ours = this run (spread = half the max-min range over seeds)."
+             + (" Profile quick: fidelity released_code except the sampler (random excerpts over every training "
+                "clip); best checkpoint by val/sdr_vocals." if profile == "quick" else ""), "",
              "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(cells) + " |" for cells in _display(df)]
     return "\n".join(lines) + "\n"

@@ -81,3 +81,20 @@ def test_quick_profile_uses_random_excerpts_under_released_fidelity():
     cfg = load_config(["experiment=gru_nri", "profile=quick", "fidelity=released_code"])
     assert cfg.data.sampler == "random"
     assert cfg.loss.masker_loss_gate  # everything else stays released
+
+
+def test_progress_bar_shows_the_time_left():
+    from unittest.mock import MagicMock
+
+    from pytorch_lightning.callbacks import Timer
+
+    from lightning_mad.callbacks.budget import BudgetProgressBar, format_seconds
+
+    trainer = MagicMock()
+    trainer.progress_bar_metrics = {"train/loss": 1.0}
+    trainer.loggers = []
+    timed = BudgetProgressBar(Timer(duration="00:01:00:00")).get_metrics(trainer, MagicMock())
+    assert timed["left"] == "1:00:00" and timed["train/loss"] == 1.0
+    untimed = BudgetProgressBar(Timer()).get_metrics(trainer, MagicMock())
+    assert "left" not in untimed and untimed["elapsed"] == "0:00:00"
+    assert format_seconds(3725.2) == "1:02:05"

@@ -33,8 +33,8 @@ class InferenceSection(RecurrentInferenceSection):
     # = mixture - vocals (§7.5, released); "ratio" = soft mask V^p / (V^p + max(|X| - V, 0)^p), p = ratio_exponent
     accompaniment: str = "residual"
     ratio_exponent: float = 1.0
-    # bins above the training band (Hz; None = full band): "vocals_zero" sends everything above it to the
-    # accompaniment (a model trained on 16-kHz MIR-1K never saw content above 8 kHz)
+    # Hz above which the vocals are zero and everything goes to the accompaniment (None or 0 = full band; a model
+    # trained on 16-kHz MIR-1K never saw content above 8 kHz)
     band_limit_hz: Optional[float] = None
     wiener_alpha: Optional[float] = None  # generalised Wiener exponent of comparators (None = the model's default)
 

@@ -68,7 +68,8 @@ def separate(audio, sample_rate: int | None = None, model: "str | Path | LoadedM
     from lightning_mad.inference.api import load_model
 
     loaded = model if isinstance(model, LoadedModel) else load_model(model, device)
-    announce(loaded)
+    if not isinstance(model, LoadedModel):  # a model loaded by this call: name a shipped one and its license
+        announce(loaded)
     if isinstance(audio, (str, Path)):
         sample_rate = audio_info(audio).sample_rate
         audio = load_audio(audio, None)

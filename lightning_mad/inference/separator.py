@@ -46,8 +46,8 @@ MODEL_RATE = 44100
 
 
 def band_bin(stft, band_limit_hz: float | None, rate: int = MODEL_RATE) -> int | None:
-    """First bin above ``band_limit_hz`` (None: no band limit)."""
-    if band_limit_hz is None:
+    """First bin above ``band_limit_hz`` (None or <= 0: no band limit, the full band is separated)."""
+    if band_limit_hz is None or band_limit_hz <= 0:
         return None
     return min(stft.n_bins, int(math.floor(band_limit_hz * stft.n_fft / rate)) + 1)
 
@@ -111,7 +111,7 @@ def separate_vocals(
         accompaniment, ratio_exponent: the stem rule (:func:`shape_vocal_magnitude`): ``"residual"`` (released) or
             ``"ratio"``.
         band_limit_hz: above this frequency the vocal estimate is zero, so everything there goes to the
-            accompaniment (None = full band; a model trained on 16-kHz audio never saw content above 8 kHz).
+            accompaniment (None or 0 = full band; a model trained on 16-kHz audio never saw content above 8 kHz).
         progress: called as ``progress(done_sequences, total_sequences)``.
         **inference: forwarded to ``model.estimate`` (e.g. ``n_iter``, ``tau``, ``stop_rule``).
 
