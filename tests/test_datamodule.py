@@ -248,3 +248,12 @@ def test_trainer_sets_epoch_and_runs_repeat(sampler):
 def test_bad_sampler_name():
     with pytest.raises(ValueError, match="sampler"):
         SeparationDataModule(SAMPLE_TRAIN, sampler="shuffled")
+
+
+def test_an_epoch_without_a_whole_batch_is_an_error(sample_root):
+    """Partial batches are dropped, so too few excerpts would train on nothing without saying so."""
+    dm = SeparationDataModule([FALCON], base_dir=sample_root, excerpt_samples=1000, batch_size=16,
+                              excerpts_per_epoch=8)
+    dm.setup("fit")
+    with pytest.raises(ValueError, match="no batch of 16"):
+        dm.train_dataloader()

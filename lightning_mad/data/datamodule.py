@@ -117,7 +117,11 @@ class SeparationDataModule(pl.LightningDataModule):
                                self.seed, self.rank, self.world_size)
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.excerpts(), batch_size=self.batch_size, sampler=self.train_sampler(),
+        sampler = self.train_sampler()
+        if len(sampler) < self.batch_size:  # partial batches are dropped: the epoch would train on nothing
+            raise ValueError(f"{len(sampler)} training excerpts per epoch and rank make no batch of {self.batch_size}: "
+                             f"raise optim.excerpts_per_epoch (random sampler) or add training data")
+        return DataLoader(self.excerpts(), batch_size=self.batch_size, sampler=sampler,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0, drop_last=True)
 
     def _tracks_loader(self, part: str) -> DataLoader | list:
