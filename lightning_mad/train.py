@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint, Timer
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_only
 
-from lightning_mad.callbacks.budget import BestSnapshots, BudgetProgressBar
+from lightning_mad.callbacks.budget import BestSnapshots, BudgetProgressBar, StopAtStep
 from lightning_mad.callbacks.examples import ValidationExamples
 from lightning_mad.config.load import ConfigError, resolved_dict
 from lightning_mad.models import count_parameters, model_spec
@@ -137,6 +137,8 @@ def train(cfg: DictConfig) -> dict:
     timer = Timer(duration=t.max_time, interval="step") if t.max_time else Timer()
     callbacks = [timer, BudgetProgressBar(timer)] if t.enable_progress_bar else [timer]
     callbacks += [ValidationExamples()] if cfg.logger.wandb else []
+    if cfg.optim.max_steps > 0:
+        callbacks.append(StopAtStep(cfg.optim.max_steps))
     if cfg.ri_sweep.every_n_val_epochs > 0 and getattr(getattr(system.model, "cfg", None), "decoder", "") == "ris":
         from lightning_mad.callbacks.sweep import RecurrentInferenceSweep
 
@@ -152,9 +154,13 @@ def train(cfg: DictConfig) -> dict:
         ckpt = ModelCheckpoint(
             dirpath=str(out / "checkpoints"), monitor="val/sdr_vocals" if has_val else None, mode="max",
             filename="step{step:06d}-sdr{val/sdr_vocals:.2f}" if has_val else "step{step:06d}",
-            auto_insert_metric_name=False, save_last=True, save_top_k=1, every_n_epochs=cfg.checkpoint.every_n_epochs,
+            auto_insert_metric_name=False, save_last=False, save_top_k=1, every_n_epochs=cfg.checkpoint.every_n_epochs,
         )
-        callbacks.append(ckpt)
+        # last.ckpt = the latest state at every validation / epoch end (Lightning's save_last only rewrites it when
+        # the monitored checkpoint improves, which would resume a run from an older state)
+        latest = ModelCheckpoint(dirpath=str(out / "checkpoints"), filename="last", monitor=None, save_top_k=1,
+                                 every_n_epochs=cfg.checkpoint.every_n_epochs, enable_version_counter=False)
+        callbacks += [ckpt, latest]
         if cfg.checkpoint.snapshot_minutes:
             callbacks.append(BestSnapshots(ckpt, timer, cfg.checkpoint.snapshot_minutes))
     logger = _logger(cfg, out, resolved)
@@ -166,7 +172,7 @@ def train(cfg: DictConfig) -> dict:
     trainer = pl.Trainer(
         accelerator=t.accelerator, devices=t.devices, strategy=t.strategy, num_nodes=t.num_nodes,
         precision=t.precision, fast_dev_run=t.fast_dev_run, max_epochs=cfg.optim.max_epochs,
-        max_steps=cfg.optim.max_steps, val_check_interval=t.val_check_interval,
+        val_check_interval=t.val_check_interval,
         limit_train_batches=t.limit_train_batches, limit_val_batches=t.limit_val_batches,
         log_every_n_steps=t.log_every_n_steps, check_val_every_n_epoch=t.check_val_every_n_epoch,
         deterministic=t.deterministic, enable_progress_bar=t.enable_progress_bar,

@@ -39,6 +39,19 @@ class BudgetProgressBar(TQDMProgressBar):
         return items
 
 
+class StopAtStep(Callback):
+    """``optim.max_steps``: stop after this many optimiser steps the way the Timer stops (a stop request after the
+    batch), so Lightning validates once more and the best and last checkpoints hold the final weights. (Trainer's
+    own ``max_steps`` ends the epoch without that validation, leaving ``last.ckpt`` at the previous epoch's end.)"""
+
+    def __init__(self, max_steps: int):
+        self.max_steps = int(max_steps)
+
+    def on_train_batch_end(self, trainer, pl_module, *args, **kwargs) -> None:
+        if trainer.global_step >= self.max_steps:
+            trainer.should_stop = True
+
+
 class BestSnapshots(Callback):
     """Copies the best checkpoint so far to ``<dir>/best-at-<m>min.ckpt`` when training time passes ``m`` minutes
     (validation included, as the Timer counts it), for learning curves of one run (quality against minutes).
