@@ -61,7 +61,7 @@ def main(argv=None) -> None:
         result = train(cfg)
         best = best_of(Path(result["run_dir"]))
         row = {"pilot": name, **best, "steps": result["global_step"],
-               "s_per_step": result["budget_seconds_used"] / max(result["global_step"], 1),
+               "s_per_step": result["train_seconds"] / max(result["global_step"], 1),
                "overrides": " ".join(overrides)}
         rows.append(row)
         print(json.dumps(row), flush=True)

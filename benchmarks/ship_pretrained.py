@@ -34,14 +34,11 @@ CANDIDATES = {
 def _mir1k(ckpt: str, split: str, out: Path, overrides: dict, limit=None) -> dict:
     from lightning_mad.config.load import load_config
     from lightning_mad.evaluate import evaluate
-    from lightning_mad.evaluation.aggregate import mir1k_globals
+    from lightning_mad.evaluation.aggregate import mir1k_scores
 
     cfg = load_config(["experiment=gru_nri", *MIR1K, f"data.split={split}"])
     ev = evaluate(cfg, ckpt, overrides=overrides, protocols=["mir1k"], out_dir=out, limit=limit, progress=False)
-    g = mir1k_globals(ev.results["mir1k"])
-    n = ev.results["mir1k"]["track"].nunique()
-    return {f"{p}{k}": float(g.xs(t, level="target")[k].iloc[0]) for t, p in (("vocals", ""), ("accompaniment", "acc_"))
-            for k in ("GNSDR", "GSIR", "GSAR")} | {"clips": n}
+    return mir1k_scores(ev.results["mir1k"]) | {"clips": ev.results["mir1k"]["track"].nunique()}
 
 
 def _falcon(model: str, out: Path, overrides: dict) -> dict:
@@ -122,7 +119,7 @@ def _row(s: dict) -> str:
 
 def render_card(name, file, digest, commit, command, finished, settings, chosen, val, test, test_residual,
                 falcon_limited, falcon_full, curve, peak, config) -> str:
-    minutes = finished["budget_seconds_used"] / 60
+    minutes = finished["train_seconds"] / 60
     header = "| GNSDR | GSIR | GSAR | acc. GNSDR | acc. GSIR | acc. GSAR |"
     lines = [
         f"# Model card: `{name}` ({file.name})", "",

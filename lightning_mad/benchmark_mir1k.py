@@ -29,19 +29,6 @@ COLUMNS = ["method", "status", *SCORES, *[f"acc_{s}" for s in SCORES], "clips", 
 DEFAULT_ROOT = "data/sample/mir1k"
 
 
-def _globals(df: pd.DataFrame) -> dict:
-    """GNSDR / GSIR / GSAR of the vocals and (``acc_``) the accompaniment of one method's per-clip frame."""
-    from lightning_mad.evaluation.aggregate import mir1k_globals
-
-    g = mir1k_globals(df)
-    out = {}
-    for target, prefix in (("vocals", ""), ("accompaniment", "acc_")):
-        rows = g.xs(target, level="target") if target in g.index.get_level_values("target") else None
-        for s in SCORES:
-            out[prefix + s] = float(rows[s].iloc[0]) if rows is not None and s in rows else float("nan")
-    return out
-
-
 def _stft_key(stft) -> str:
     s = stft.settings()
     return f"{s['win_length']}/{s['n_fft']}/{s['hop']}/{float(stft.window.sum()):.5f}"
@@ -53,6 +40,7 @@ def run_benchmark(budget: float = 10.0, data_root: str | None = None, overrides:
     """Train, score and tabulate; returns the frame written to ``mir1k.csv``."""
     from lightning_mad.config.load import experiments_dir, load_config
     from lightning_mad.evaluate import _Tracks, evaluate, split_tracks
+    from lightning_mad.evaluation.aggregate import mir1k_scores
     from lightning_mad.evaluation.oracles import oracle_separate_fn
     from lightning_mad.evaluation.runner import evaluate_tracks
     from lightning_mad.models import build_model
@@ -82,9 +70,9 @@ def run_benchmark(budget: float = 10.0, data_root: str | None = None, overrides:
         ev = evaluate(cfg, ckpt, protocols=["mir1k"], workers=workers, limit=limit, method_name=row["name"],
                       out_dir=Path(result["run_dir"]) / "eval" / "mir1k-test", progress=progress)
         df = ev.results["mir1k"]
-        records.append({"method": row["name"], "status": "ok", **_globals(df), "clips": df["track"].nunique(),
+        records.append({"method": row["name"], "status": "ok", **mir1k_scores(df), "clips": df["track"].nunique(),
                         "steps": result.get("global_step"), "best_val_sdr": result.get("best_score"),
-                        "minutes": round(result.get("budget_seconds_used", math.nan) / 60, 1), **common,
+                        "minutes": round(result.get("train_seconds", math.nan) / 60, 1), **common,
                         "note": row.get("note", "")})
         model = build_model(cfg.model.name, **dict(cfg.model.kwargs))
         stfts.setdefault(_stft_key(model.stft), (model.stft, row["name"]))
@@ -98,7 +86,7 @@ def run_benchmark(budget: float = 10.0, data_root: str | None = None, overrides:
                 df = evaluate_tracks(dataset, oracle_separate_fn(orow["oracle"], stft), "mir1k", target,
                                      n_workers=workers, method_name=orow["name"], progress=progress)
                 records.append({"method": f"{orow['name']} (oracle, STFT of {first_row})", "status": "oracle",
-                                **_globals(df), "clips": df["track"].nunique(), **common, "budget": ""})
+                                **mir1k_scores(df), "clips": df["track"].nunique(), **common, "budget": ""})
 
     for pub in reg.get("published", []) or []:
         records.append({"method": pub["name"], "status": f"published ({pub['clips']} clips)",

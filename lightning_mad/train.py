@@ -200,8 +200,6 @@ def train(cfg: DictConfig) -> dict:
         "epochs_run": trainer.current_epoch - (int(torch_load_epoch(resume)) if resume else 0),
         # what a budgeted run reached (optim.max_steps=<global_step> replays it exactly)
         "global_step": int(trainer.global_step),
-        # the Timer restored from a checkpoint counts the time before a resume too
-        "budget_seconds_used": round(timer.time_elapsed("train"), 2),
         "best_score": float(ckpt.best_model_score) if ckpt is not None and ckpt.best_model_score is not None
         else None,
     }

@@ -61,8 +61,7 @@ class BestSnapshots(Callback):
 
     def __init__(self, checkpoint: ModelCheckpoint, timer: Timer, minutes):
         self.checkpoint, self.timer = checkpoint, timer
-        self.minutes = sorted(float(m) for m in minutes)
-        self.pending: list[float] = list(self.minutes)
+        self.pending: list[float] = sorted(float(m) for m in minutes)
 
     def _copy_due(self) -> None:
         elapsed = self.timer.time_elapsed("train") / 60.0

@@ -22,6 +22,7 @@ _EXPORTS = {
     "summarize": "aggregate",
     "summary_table": "aggregate",
     "mir1k_globals": "aggregate",
+    "mir1k_scores": "aggregate",
     "write_track_json": "store",
     "read_track_json": "store",
     "is_complete": "store",

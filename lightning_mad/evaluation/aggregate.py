@@ -110,6 +110,19 @@ def summary_table(summary: pd.DataFrame, target: str = "vocals",
     return wide[[m for m in metrics if m in wide.columns]]
 
 
+def mir1k_scores(df: pd.DataFrame) -> dict[str, float]:
+    """One method's global scores as a flat dict: ``GNSDR, GSIR, GSAR`` of the vocals and ``acc_GNSDR, acc_GSIR,
+    acc_GSAR`` of the accompaniment (NaN where a target or metric is missing)."""
+    g = mir1k_globals(df)
+    targets = set(g.index.get_level_values("target"))
+    out = {}
+    for target, prefix in (("vocals", ""), ("accompaniment", "acc_")):
+        rows = g.xs(target, level="target") if target in targets else None
+        for s in ("GNSDR", "GSIR", "GSAR"):
+            out[prefix + s] = float(rows[s].iloc[0]) if rows is not None and s in rows else float("nan")
+    return out
+
+
 def mir1k_globals(df: pd.DataFrame) -> pd.DataFrame:
     """Huang et al.'s global scores per method x target: columns ``GNSDR, GSIR, GSAR`` (length-weighted means)."""
     lwm = length_weighted_mean(df).unstack("metric")

@@ -101,13 +101,12 @@ class SeparationSystem(pl.LightningModule):
         phase, the stored inference settings): ``{"sdr_vocals", "sdr_accompaniment"}`` in dB, metric and clip length
         from the ``validation`` hyperparameters (global SDR of the first 30 s by default)."""
         from lightning_mad.evaluation.signal_metrics import METRICS
+        from lightning_mad.inference.api import INFERENCE_KEYS
         from lightning_mad.inference.separator import separate_vocals
 
         cfg = {"metric": "sdr", "max_seconds": 30.0, **(self.hparams.get("validation") or {})}
         n = batch["mixture"].shape[-1] if cfg["max_seconds"] is None else int(cfg["max_seconds"] * 44100)
         mixture = batch["mixture"][0, :n]
-        from lightning_mad.inference.api import INFERENCE_KEYS
-
         settings = {k: v for k, v in (self.hparams.inference or {}).items()
                     if k in INFERENCE_KEYS and k not in ("phase_iterations", "edge_truncation")}
         vocals = separate_vocals(self.model, mixture, phase_iterations=1, **settings)
