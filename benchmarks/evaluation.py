@@ -25,7 +25,7 @@ class _Track:
 
 
 def _load(quick: bool) -> _Track:
-    from lightning_mad.data.sample import build_composition
+    from lightning_mad.data.registry import build_composition
 
     ds = build_composition([{"corpus": "sample", "split": "test"}])
     idx = next((i for i in range(len(ds)) if ds.corpus_of(i).startswith("musdb")), 0)

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import pandas as pd
 
-OWN_KEYS = ("budget", "rows", "out", "registry", "limit", "workers")
+from lightning_mad.config.arguments import Command, Key
+
 SCORES = ("GNSDR", "GSIR", "GSAR")
 COLUMNS = ["method", "status", *SCORES, *[f"acc_{s}" for s in SCORES], "clips", "steps", "minutes", "best_val_sdr",
            "data", "protocol", "aggregation", "budget", "note"]
-DEFAULT_ROOT = "data/sample/mir1k"
 
 
 def _stft_key(stft) -> str:
@@ -39,7 +39,8 @@ def run_benchmark(budget: float = 10.0, data_root: str | None = None, overrides:
                   limit: int | None = None, workers: int = 1, progress: bool = True) -> pd.DataFrame:
     """Train, score and tabulate; returns the frame written to ``mir1k.csv``."""
     from lightning_mad.config.load import experiments_dir, load_config
-    from lightning_mad.evaluate import _Tracks, evaluate, split_tracks
+    from lightning_mad.data.registry import sample_root
+    from lightning_mad.evaluate import TrackSelection, evaluate, split_tracks
     from lightning_mad.evaluation.aggregate import mir1k_scores
     from lightning_mad.evaluation.oracles import oracle_separate_fn
     from lightning_mad.evaluation.runner import evaluate_tracks
@@ -48,7 +49,7 @@ def run_benchmark(budget: float = 10.0, data_root: str | None = None, overrides:
     from lightning_mad.train import train
 
     overrides = list(overrides or [])
-    root = data_root or DEFAULT_ROOT
+    root = data_root or str(sample_root() / "mir1k")
     reg = load_registry(registry or experiments_dir() / "tables" / "mir1k.yaml")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -79,7 +80,7 @@ def run_benchmark(budget: float = 10.0, data_root: str | None = None, overrides:
 
     if reg.get("oracles"):
         cfg = load_config(["profile=budget", "data=mir1k", f"data.root={root}", *overrides])
-        dataset = _Tracks(split_tracks(cfg), None, limit)
+        dataset = TrackSelection(split_tracks(cfg), None, limit)
         for key, (stft, first_row) in stfts.items():
             for orow in reg["oracles"]:
                 target = out / "mir1k-oracles" / f"{orow['oracle']}-{key.replace('/', '_')}"
@@ -98,13 +99,13 @@ def run_benchmark(budget: float = 10.0, data_root: str | None = None, overrides:
     (out / "mir1k.md").write_text(to_markdown(table, budget, root))
     (out / "mir1k.tex").write_text(to_latex(table))
     if os.environ.get("WANDB_MODE", "offline").lower() != "disabled":
-        from lightning_mad.train import git_commit
+        from lightning_mad.provenance import provenance
         from lightning_mad.wandb_log import log_tables
 
         log_tables(f"mir1k-benchmark-{budget:g}min", {"mir1k": table}, group="mir1k-benchmark",
                    job_type="table", tags=["data:mir1k", f"budget:{budget:g}min"], save_dir=out,
                    config={"budget_minutes": budget, "data_root": root, "overrides": overrides,
-                           "git_commit": git_commit()})
+                           **provenance()})
     return table
 
 
@@ -150,20 +151,27 @@ def to_latex(table: pd.DataFrame) -> str:
     return "\n".join(lines + ["\\hline", "\\end{tabular}"]) + "\n"
 
 
+COMMAND = Command(
+    name="mir1k-benchmark",
+    usage="lightning-mad mir1k-benchmark [budget=10] [data.root=DIR] [rows=GRU-NRI,CHA] [out=results] [limit=N]",
+    description="Train every row of experiments/tables/mir1k.yaml for the same wall-clock budget (profile budget) "
+                "on MIR-1K's training singers, score them on the other singers (protocol mir1k), add oracle and "
+                "published rows, write OUT/mir1k.{md,csv,tex}. Other key=value arguments apply to every row.",
+    keys=(Key("budget", "float", "minutes of training per row", 10.0),
+          Key("data.root", "str", "MIR-1K folder (default: the bundled clips, <sample>/mir1k)"),
+          Key("rows", "names", "only these rows (by name)"),
+          Key("out", "str", "output folder", "results"),
+          Key("registry", "str", "row registry (default experiments/tables/mir1k.yaml)"),
+          Key("limit", "int", "only the first N test clips"),
+          Key("workers", "int", "scoring processes", 1)),
+)
+
+
 def main(args: list[str]) -> int:
     """``lightning-mad mir1k-benchmark``: parse, :func:`run_benchmark`, print ``mir1k.md``."""
-    from lightning_mad.config.load import ConfigError, split_own_args
-
-    own, rest = split_own_args(args, lambda k: k in OWN_KEYS or k == "data.root")
-    try:
-        budget = float(own.get("budget", 10))
-        limit = int(own["limit"]) if "limit" in own else None
-        workers = int(own.get("workers", 1))
-    except ValueError as err:
-        raise ConfigError(f"budget= / limit= / workers= must be numbers ({err})") from None
-    out = Path(own.get("out", "results"))
-    run_benchmark(budget=budget, data_root=own.get("data.root"), overrides=rest, registry=own.get("registry"),
-                  rows=[r for r in own["rows"].split(",") if r] if own.get("rows") else None, out=out, limit=limit,
-                  workers=workers)
+    own, rest = COMMAND.parse(args)
+    out = Path(own["out"])
+    run_benchmark(budget=own["budget"], data_root=own["data.root"], overrides=rest, registry=own["registry"],
+                  rows=own["rows"], out=out, limit=own["limit"], workers=own["workers"])
     print((out / "mir1k.md").read_text(), flush=True)
     return 0

@@ -1,5 +1,8 @@
 """``lightning-mad``: a thin command line over the importable functions.
 
+The research commands (train, evaluate, table, mir1k-benchmark, sweep) take ``key=value`` arguments only
+(``lightning_mad.config.arguments``); ``separate`` and ``export`` take end-user flags. Every command has ``--help``.
+
     lightning-mad train experiment=NAME [profile=quick] [fidelity=released_code] [data=sample] [key=value ...]
     lightning-mad separate INPUT [INPUT ...] [--checkpoint PATH | --model NAME_OR_FILE] -o OUTDIR [--iter N] [--tau T]
     lightning-mad export --checkpoint PATH -o model.pt
@@ -21,13 +24,23 @@ def _fail(message: str) -> int:
     return 2
 
 
+def train_command():
+    from lightning_mad.config.arguments import Command
+
+    return Command(name="train", usage="lightning-mad train experiment=NAME [profile=quick] [fidelity=released_code] "
+                                       "[data=sample] [trainer=cpu] [key=value ...]",
+                   description="Fit one run (resumes from <run>/checkpoints/last.ckpt; a finished run with the same "
+                               "config is reused) and print its best checkpoint.")
+
+
 def cmd_train(args: list[str]) -> int:
     from pytorch_lightning.utilities import rank_zero_only
 
     from lightning_mad.config.load import load_config
     from lightning_mad.train import train
 
-    result = train(load_config(args))
+    _, rest = train_command().parse(args)
+    result = train(load_config(rest))
     if result.get("best_checkpoint"):
         rank_zero_only(lambda: print(result["best_checkpoint"], flush=True))()
     return 0
@@ -115,7 +128,7 @@ def cmd_mir1k_benchmark(args: list[str]) -> int:
 
 
 def cmd_sweep(args: list[str]) -> int:
-    from lightning_mad.callbacks.sweep import main as sweep_main
+    from lightning_mad.ablation import main as sweep_main
 
     return sweep_main(args)
 
@@ -131,7 +144,8 @@ def cmd_export(argv: list[str]) -> int:
     p.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                    help="shipped inference default, e.g. --set accompaniment=ratio --set band_limit_hz=8000")
     a = p.parse_args(argv)
-    from lightning_mad.config.load import ConfigError, parse_value
+    from lightning_mad.config.load import parse_value
+    from lightning_mad.errors import ConfigError
 
     settings = {}
     for item in a.settings:
@@ -153,13 +167,17 @@ def main(argv: list[str] | None = None) -> int:
         print(__doc__.strip())
         return 0 if not argv or argv[0] in ("-h", "--help") else 2
     from lightning_mad.audio import AudioError
-    from lightning_mad.config.load import ConfigError
+    from lightning_mad.config.arguments import HelpRequested
     from lightning_mad.data.tracks import DatasetError
+    from lightning_mad.errors import ConfigError
     from lightning_mad.inference.api import ModelLoadError
     from lightning_mad.systems.base import NonFiniteLossError
 
     try:
         return COMMANDS[argv[0]](argv[1:])
+    except HelpRequested as help_text:
+        print(str(help_text))
+        return 0
     except (ConfigError, DatasetError, AudioError, ModelLoadError, NonFiniteLossError) as err:
         return _fail(str(err))
 

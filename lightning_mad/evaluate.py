@@ -1,27 +1,29 @@
 """``evaluate(cfg, model_source, ...)``: separate a data split with a trained model and score it with BSS Eval.
 
-Command line (``lightning-mad evaluate``)::
+Command line (``lightning-mad evaluate``, ``--help`` lists every key and choice)::
 
     lightning-mad evaluate checkpoint=PATH data=NAME [data.root=DIR] [data.split=test]
                            [protocol=sisec2016|museval|mir1k|a,b] [inference.n_iter=..] [workers=N]
                            [output_dir=DIR] [tracks=a,b] [limit=N] [method=NAME]
 
-``checkpoint=`` may also be written ``model=``: a Lightning checkpoint, a release file of ``lightning-mad export``
-or a registered model name (``model=tiny``: random weights, for tests). ``checkpoint``, ``model``, ``protocol``,
-``workers``, ``output_dir``, ``tracks``, ``limit`` and ``method`` are read here; every other argument goes to
-:func:`lightning_mad.config.load.load_config` (``data=``, ``data.root=``, ``data.split=``, ...).
+``checkpoint=`` may also be written ``model=``: a Lightning checkpoint, a release file of ``lightning-mad export``,
+a shipped pretrained model or a registered model name (``model=tiny``: random weights, for tests). Every other
+argument goes to :func:`lightning_mad.config.load.load_config` (``data=``, ``data.root=``, ``data.split=``, ...).
 
 Inference settings: the checkpoint's own (what it was trained for), then the ``inference.*`` keys given explicitly
-on the command line (``overrides``). The experiment's defaults do NOT override the checkpoint.
+on the command line. The experiment's defaults do NOT override the checkpoint. With ``inference.edge_truncation``
+the estimates and the references are both trimmed to the estimated span, as the released test code did.
 
 Per protocol the scores go to ``<out>/<protocol>/``: one museval JSON per track, written as soon as the track is
 scored (a rerun skips the finished tracks with the same settings), ``results.csv`` (every frame) and ``summary.csv``
 (every aggregation). The default ``<out>`` is ``<run dir>/eval/<data>-<split>`` for a checkpoint inside a run folder,
 else ``results/eval/<model name>/<data>-<split>``.
 
-Default protocol of each data preset: dsd100 / paper -> sisec2016 (the MaD papers' protocol, MAD-SPEC §8);
-musdb18 / musdb18hq / sample -> museval (BSS Eval v4); mir1k -> ``mir1k,museval`` (Huang et al.'s GNSDR/GSIR/GSAR and
-the museval aggregates).
+Default protocols: the data preset's ``protocols:`` list (``experiments/presets/data/*.yaml``): dsd100 / paper ->
+sisec2016 (the MaD papers' protocol, MAD-SPEC §8); musdb18 / musdb18hq / sample -> museval (BSS Eval v4);
+mir1k -> ``mir1k,museval``.
+
+Evaluation imports no training code.
 """
 from __future__ import annotations
 
@@ -31,18 +33,26 @@ from typing import Iterable, Mapping
 
 import pandas as pd
 
-DEFAULT_PROTOCOLS = {
-    "dsd100": ("sisec2016",),
-    "paper": ("sisec2016",),
-    "musdb18": ("museval",),
-    "musdb18hq": ("museval",),
-    "medleydb": ("museval",),
-    "mir1k": ("mir1k", "museval"),
-    "sample": ("museval",),
-}
-SPLIT_KEYS = {"test": "test", "val": "val", "valid": "val", "validation": "val", "train": "train"}
-OWN_KEYS = ("checkpoint", "model", "protocol", "workers", "output_dir", "tracks", "limit", "method")
+from lightning_mad.config.arguments import Command, Key
+from lightning_mad.data.specs import default_protocols, split_dataset
+from lightning_mad.errors import ConfigError
+
 METRICS = ("SDR", "SIR", "SAR", "ISR")
+COMMAND = Command(
+    name="evaluate",
+    usage="lightning-mad evaluate checkpoint=PATH|model=NAME [data=NAME] [data.root=DIR] [data.split=test] "
+          "[protocol=P[,P]] [key=value ...]",
+    description="Separate a data split with a trained model and score it (BSS Eval); resumable per track. "
+                "inference.* keys replace the checkpoint's stored settings.",
+    keys=(Key("checkpoint", "str", "Lightning checkpoint (.ckpt) of a trained run"),
+          Key("model", "str", "release file, shipped pretrained model (mad-mir1k) or registered name (tiny)"),
+          Key("protocol", "names", "protocols, comma-separated (default: the data preset's)"),
+          Key("workers", "int", "scoring processes (0 = in this process)", 1),
+          Key("output_dir", "str", "output folder (one sub-folder per protocol)"),
+          Key("tracks", "names", "only these track names"),
+          Key("limit", "int", "only the first N tracks"),
+          Key("method", "str", "the method column (default: the model's name)")),
+)
 
 
 @dataclass
@@ -57,39 +67,25 @@ class EvaluationResult:
     settings: dict = field(default_factory=dict)
 
 
-def default_protocols(data_preset: str) -> tuple[str, ...]:
-    return DEFAULT_PROTOCOLS.get(data_preset, ("museval",))
+def parse_args(args: Iterable[str]) -> tuple[dict, list[str]]:
+    """(own typed options, load_config arguments)."""
+    own, rest = COMMAND.parse(args)
+    if own["checkpoint"] and own["model"]:
+        raise ConfigError("evaluate: give either checkpoint= or model=, not both")
+    return own, rest
 
 
-def parse_args(args: Iterable[str]) -> tuple[dict, list[str], dict]:
-    """Split CLI arguments into (own options, load_config arguments, explicit inference overrides)."""
-    from lightning_mad.config.load import ConfigError, parse_value, split_own_args
-
-    own, rest = split_own_args(args, OWN_KEYS)
-    overrides = {a.split("=", 1)[0].split(".", 1)[1]: parse_value(a.split("=", 1)[1])
-                 for a in rest if a.startswith("inference.")}
-    if "checkpoint" in own and "model" in own:
-        raise ConfigError("give either checkpoint= or model=, not both")
-    return own, rest, overrides
+def explicit_inference(cfg, args: Iterable[str]) -> dict:
+    """The ``inference.*`` settings given explicitly in ``args``, typed by the schema (only these replace a
+    checkpoint's stored settings; the experiment's defaults do not)."""
+    given = [a.split("=", 1)[0][len("inference."):] for a in args if a.startswith("inference.")]
+    return {k: cfg.inference[k] for k in given}
 
 
-def split_tracks(cfg, split: str | None = None):
-    """The TrackConcat of ``cfg.data[<split>]`` (split test / val / train; default ``cfg.data.split``)."""
-    from lightning_mad.config.load import ConfigError
-    from lightning_mad.data.sample import build_composition
-    from lightning_mad.train import data_section
-
-    split = split or cfg.data.split
-    if split not in SPLIT_KEYS:
-        raise ConfigError(f"data.split={split!r}: expected one of {sorted(SPLIT_KEYS)}")
-    data = data_section(cfg)
-    specs = data[SPLIT_KEYS[split]] or []
-    if not specs:
-        raise ConfigError(f"data preset {cfg.data.preset!r} has no {SPLIT_KEYS[split]!r} split")
-    return build_composition(specs, cache_dir=data.get("cache_dir"))
+split_tracks = split_dataset  # the data split of a config (lightning_mad.data.specs)
 
 
-class _Tracks:
+class TrackSelection:
     """A lazily decoded, optionally filtered view of a track dataset (what ``evaluate_tracks`` iterates)."""
 
     def __init__(self, dataset, names: list[str] | None = None, limit: int | None = None):
@@ -142,45 +138,38 @@ def evaluate(
         cfg: a resolved config (data preset, root, split, cache).
         model_source: checkpoint, release file or registered model name (``inference.api.load_model``).
         overrides: inference settings replacing the checkpoint's (``n_iter``, ``tau``, ``phase_iterations``, ...).
-        protocols: protocol name, comma list or sequence (default: :data:`DEFAULT_PROTOCOLS` of the data preset).
+        protocols: protocol name, comma list or sequence (default: the data preset's ``protocols``).
         workers: scoring processes (0 = in this process).
         out_dir: output folder (one sub-folder per protocol).
         tracks / limit: restrict the split to these track names / the first ``limit`` tracks.
         method_name: the ``method`` column (default: the model file's stem or name).
     """
+    from lightning_mad.evaluation.protocols import get_protocol
     from lightning_mad.evaluation.runner import evaluate_tracks
-    from lightning_mad.inference.api import INFERENCE_KEYS, load_model, separate_array
+    from lightning_mad.inference.api import load_model
+    from lightning_mad.inference.settings import InferenceSettings
 
     if protocols is None:
-        protocols = default_protocols(cfg.data.preset)
+        protocols = default_protocols(cfg)
     elif isinstance(protocols, str):
         protocols = tuple(p.strip() for p in protocols.split(",") if p.strip())
-    from lightning_mad.evaluation.protocols import get_protocol
-
     try:  # fail early on an unknown name
         protocols = tuple(get_protocol(p).name for p in protocols)
     except KeyError as err:
-        from lightning_mad.config.load import ConfigError
-
         raise ConfigError(str(err.args[0])) from None
-    overrides = {k: v for k, v in dict(overrides or {}).items() if v is not None}
-    unknown = sorted(set(overrides) - set(INFERENCE_KEYS))
-    if unknown:
-        from lightning_mad.config.load import ConfigError
-
-        raise ConfigError(f"unknown inference setting(s) {unknown}; known: {', '.join(INFERENCE_KEYS)}")
+    overrides = InferenceSettings.from_mapping(overrides, "evaluate")  # a misspelt setting fails here
 
     loaded = load_model(model_source, device)  # a bad path fails before any data is read
+    separator = loaded.separator(overrides)
     split = cfg.data.split
-    dataset = split_tracks(cfg, split)
-    selected = _Tracks(dataset, tracks, limit)
-    inference = {**loaded.inference, **overrides}
+    dataset = split_dataset(cfg, split)
+    selected = TrackSelection(dataset, tracks, limit)
     method = method_name or (Path(model_source).stem if Path(model_source).suffix else str(model_source))
     source = Path(model_source)
     # a file is identified by path, size and modification time, so a retrained checkpoint is scored anew
     source_id = (f"{source.resolve()}:{source.stat().st_size}:{source.stat().st_mtime_ns}" if source.is_file()
                  else str(model_source))
-    settings = {"model": source_id, "inference": inference}
+    settings = {"model": source_id, "inference": separator.settings.to_dict()}
     out_root = Path(out_dir) if out_dir else _default_out_dir(model_source, cfg, split)
 
     # with several protocols the vocals of each track are kept on disk, so each track is separated once
@@ -194,8 +183,9 @@ def evaluate(
         path = Path(spill.name) / f"{len(str(track.name))}-{abs(hash(str(track.name)))}.npy" if spill else None
         if path is not None and path.is_file():
             vocals = np.load(path)
-            return {"vocals": vocals, "accompaniment": np.asarray(mixture, dtype=np.float32) - vocals}
-        est = separate_array(loaded, mixture, **inference)
+            return {"vocals": vocals, "accompaniment": np.asarray(mixture, dtype=np.float32) - vocals,
+                    "span": separator.estimated_span(vocals.shape[-1])}
+        est = separator.separate(mixture)
         if path is not None:
             np.save(path, est["vocals"])
         return est
@@ -214,14 +204,14 @@ def evaluate(
         if spill is not None:
             spill.cleanup()
     if cfg.logger.wandb:
-        from lightning_mad.train import git_commit
+        from lightning_mad.provenance import provenance
         from lightning_mad.wandb_log import log_tables
 
         tables = {f"test/{p}/per_track": df for p, df in result.results.items()}
         tables.update({f"test/{p}/summary": s for p, s in result.summaries.items()})
         log_tables(f"eval-{method}-{cfg.data.preset}-{cfg.data.split}", tables, group=str(cfg.experiment),
                    job_type="evaluate", tags=[f"data:{cfg.data.preset}", *result.summaries],
-                   config={"model": str(model_source), "settings": settings, "git_commit": git_commit()},
+                   config={"model": str(model_source), "settings": settings, **provenance()},
                    save_dir=out_root, project=cfg.logger.project, offline=cfg.logger.offline)
     return result
 
@@ -260,22 +250,15 @@ def summary_row(result: EvaluationResult, protocol: str, aggregation: str, targe
 
 def main(args: list[str]) -> int:
     """``lightning-mad evaluate``: parse, call :func:`evaluate`, print the aggregates."""
-    from lightning_mad.config.load import ConfigError, load_config
+    from lightning_mad.config.load import load_config
 
-    own, rest, overrides = parse_args(args)
-    source = own.get("checkpoint") or own.get("model")
+    own, rest = parse_args(args)
+    source = own["checkpoint"] or own["model"]
     if not source:
-        raise ConfigError("evaluate needs checkpoint=PATH (or model=NAME_OR_RELEASE_FILE)")
+        raise ConfigError("evaluate: needs checkpoint=PATH (or model=NAME_OR_RELEASE_FILE); see --help")
     cfg = load_config(rest)
-    # typed by the schema (the checkpoint's settings are replaced only by the keys given explicitly)
-    overrides = {k: cfg.inference[k] if k in cfg.inference else v for k, v in overrides.items()}
-    try:
-        workers = int(own.get("workers", 1))
-        limit = int(own["limit"]) if "limit" in own else None
-    except ValueError as err:
-        raise ConfigError(f"workers= / limit= must be integers ({err})") from None
-    tracks = [t for t in own["tracks"].split(",") if t] if own.get("tracks") else None
-    result = evaluate(cfg, source, overrides=overrides, protocols=own.get("protocol"), workers=workers,
-                      out_dir=own.get("output_dir"), tracks=tracks, limit=limit, method_name=own.get("method"))
+    overrides = explicit_inference(cfg, rest)
+    result = evaluate(cfg, source, overrides=overrides, protocols=own["protocol"], workers=own["workers"],
+                      out_dir=own["output_dir"], tracks=own["tracks"], limit=own["limit"], method_name=own["method"])
     print(format_result(result), flush=True)
     return 0

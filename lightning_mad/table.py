@@ -24,8 +24,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-OWN_KEYS = ("seeds", "registry", "rows", "out", "workers", "limit", "oracles", "tracks")
-COLUMNS = ["method", "paper_SDR", "paper_SIR", "official_SDR", "official_SIR", "official_source", "SDR", "SIR",
+from lightning_mad.config.arguments import Command, Key
+from lightning_mad.data.specs import default_protocols
+
+COLUMNS = ["method", "paper_SDR", "paper_SIR", "official_SDR", "official_SIR", "official_source",
+           "official_pooled_SDR", "official_pooled_SIR", "SDR", "SIR",
            "SAR", "SDR_spread", "n_seeds", "status", "data", "protocol", "aggregation", "profile", "epochs", "steps",
            "note"]
 
@@ -70,7 +73,7 @@ def run_table(
 ) -> pd.DataFrame:
     """Build the table; returns the long frame written to ``table.csv``."""
     from lightning_mad.config.load import experiments_dir, load_config
-    from lightning_mad.evaluate import default_protocols, evaluate, split_tracks
+    from lightning_mad.evaluate import evaluate, split_tracks
     from lightning_mad.evaluation.protocols import get_protocol
     from lightning_mad.train import train
 
@@ -78,15 +81,18 @@ def run_table(
     reg = load_registry(registry or experiments_dir() / "tables" / "poster.yaml")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    protocol = get_protocol(default_protocols(data)[0])
+    test_cfg = load_config([f"profile={profile}", f"data={data}", *overrides])  # the table's test split
+    protocol = get_protocol(default_protocols(test_cfg)[0])
     aggregations = list(protocol.aggregations)
     records = []
 
     def base_record(row: dict) -> dict:
         paper, official = row.get("paper") or {}, row.get("official") or {}
+        pooled = row.get("official_pooled") or {}
         return {"method": row["name"], "paper_SDR": _nan(paper.get("SDR")), "paper_SIR": _nan(paper.get("SIR")),
                 "official_SDR": _nan(official.get("SDR")), "official_SIR": _nan(official.get("SIR")),
-                "official_source": official.get("method", ""), "note": row.get("note", "")}
+                "official_source": official.get("method", ""), "official_pooled_SDR": _nan(pooled.get("SDR")),
+                "official_pooled_SIR": _nan(pooled.get("SIR")), "note": row.get("note", "")}
 
     selected = [r for r in reg["rows"] if not rows or r["name"] in rows]
     for row in selected:
@@ -99,20 +105,21 @@ def run_table(
         per_seed: list[dict] = []
         budget = {}
         for seed in seeds:
-            cfg = load_config([f"experiment={exp}", f"profile={profile}", f"data={data}", f"seed={seed}",
-                               *overrides])
+            cfg = row_config(exp, profile, data, overrides, seed)
+            check_same_test_split(cfg, test_cfg, row["name"])
             result = train(cfg)
             ckpt = result.get("best_checkpoint") or result.get("last_checkpoint")
             if not ckpt:
                 raise RuntimeError(f"row {row['name']}: training left no checkpoint (profile {profile!r} with "
                                    f"checkpoints disabled?)")
             budget = {"epochs": cfg.optim.max_epochs, "steps": _steps(ckpt)}
+            train_data = cfg.data.preset
             ev = evaluate(cfg, ckpt, protocols=[protocol.name], workers=workers,
                           out_dir=Path(result["run_dir"]) / "eval" / f"{cfg.data.preset}-{cfg.data.split}",
                           tracks=tracks, limit=limit, method_name=row["name"], progress=progress)
             per_seed.append(ev.summaries[protocol.name])
             if row.get("ri_sweep"):  # the same trained model over the recurrent-inference grid
-                from lightning_mad.callbacks.sweep import sweep_checkpoint
+                from lightning_mad.evaluation.ri_sweep import sweep_checkpoint
 
                 sweep_checkpoint(cfg, ckpt, out / "ri_sweep" / f"{exp}-seed{seed}", max_tracks=limit or 4)
         for agg in aggregations:
@@ -126,7 +133,7 @@ def run_table(
             records.append({**rec, **{m: float(np.nanmedian(v)) if np.isfinite(v).any() else float("nan")
                                       for m, v in values.items()},
                             "SDR_spread": float(np.nanmax(sdr) - np.nanmin(sdr)) if len(sdr) > 1 else float("nan"),
-                            "n_seeds": len(per_seed), "status": "ok", "data": data, "protocol": protocol.name,
+                            "n_seeds": len(per_seed), "status": "ok", "data": train_data, "protocol": protocol.name,
                             "aggregation": agg, "profile": profile, **budget})
 
     for ref in reg.get("reference", []) or []:
@@ -134,16 +141,17 @@ def run_table(
         records.append({"method": ref["name"], "official_SDR": _nan(official.get("SDR")),
                         "official_SIR": _nan(official.get("SIR")), "official_source": official.get("method", ""),
                         "status": "published (other benchmark)", "data": ref.get("data", ""),
-                        "protocol": ref.get("protocol", ""), "aggregation": ref.get("aggregation", ""),
-                        "note": ref.get("provenance", "")})
+                        "protocol": ref.get("protocol", "") + (f", targets {{{', '.join(ref['targets'])}}}"
+                                                               if ref.get("targets") else ""),
+                        "aggregation": ref.get("aggregation", ""), "note": ref.get("provenance", "")})
 
     if oracles and reg.get("oracles"):
-        from lightning_mad.evaluate import _Tracks
+        from lightning_mad.evaluate import TrackSelection
         from lightning_mad.evaluation.oracles import oracle_separate_fn
         from lightning_mad.evaluation.runner import evaluate_tracks
 
-        cfg = load_config([f"profile={profile}", f"data={data}", *overrides])
-        dataset = _Tracks(split_tracks(cfg), tracks, limit)
+        cfg = test_cfg
+        dataset = TrackSelection(split_tracks(cfg), tracks, limit)
         for orow in reg["oracles"]:
             df = evaluate_tracks(dataset, oracle_separate_fn(orow["oracle"]), protocol,
                                  out / "oracles" / f"{data}-{cfg.data.split}" / orow["oracle"], n_workers=workers,
@@ -163,14 +171,39 @@ def run_table(
     (out / "table.md").write_text(to_markdown(primary, protocol.name, aggregations[0], data, profile))
     (out / "table.tex").write_text(to_latex(primary))
     if os.environ.get("WANDB_MODE", "offline").lower() != "disabled":
-        from lightning_mad.train import git_commit
+        from lightning_mad.provenance import provenance
         from lightning_mad.wandb_log import log_tables
 
         log_tables(f"table-{profile}-{data}", {"table": table}, group="table", job_type="table",
                    tags=[f"profile:{profile}", f"data:{data}"], save_dir=out,
                    config={"profile": profile, "data": data, "seeds": list(seeds), "overrides": overrides,
-                           "git_commit": git_commit()})
+                           **provenance()})
     return table
+
+
+def row_config(experiment: str, profile: str, data: str, overrides: list[str] | None = None, seed: int | None = None):
+    """The config of one table row. ``data=sample``: every row on the bundled sample. Any other data preset is the
+    table's *test* corpus: a row whose experiment names its training data keeps it (CHA, GRA, MIM-HW, MIM-DWF:
+    dsd100; the MaD rows and MIM-DWF+: paper = DSD100 Dev + MedleyDB), the others get ``data``; the command line
+    gives the corpus roots (``data.root=``, ``data.medleydb_root=``), never the rows' corpora."""
+    from lightning_mad.config.load import load_config
+
+    args = [f"experiment={experiment}", f"profile={profile}", *([f"seed={seed}"] if seed is not None else []),
+            *(overrides or [])]
+    if data == "sample":
+        return load_config(args + ["data=sample"])
+    return load_config(args, fallback={"data": data})
+
+
+def check_same_test_split(cfg, test_cfg, row: str) -> None:
+    """Every row is scored on the table's test split: a row whose data preset tests elsewhere is an error."""
+    from omegaconf import OmegaConf
+
+    from lightning_mad.errors import ConfigError
+
+    if OmegaConf.to_container(cfg.data.test, resolve=True) != OmegaConf.to_container(test_cfg.data.test, resolve=True):
+        raise ConfigError(f"table: row {row!r} trains on data preset {cfg.data.preset!r}, whose test split is not "
+                          f"the table's ({test_cfg.data.preset!r}); choose data= with the same test corpus")
 
 
 def _steps(ckpt: str):
@@ -193,21 +226,24 @@ def _display(df: pd.DataFrame) -> list[list[str]]:
         out.append([str(r.method), _fmt(r.paper_SDR), _fmt(r.paper_SIR),
                     _fmt(r.official_SDR) + (f" ({r.official_source})" if isinstance(r.official_source, str)
                                              and r.official_source else ""),
-                    _fmt(r.official_SIR), ours, _fmt(r.SIR), _fmt(r.SAR), str(r.data), str(r.protocol),
+                    _fmt(r.official_SIR), _fmt(r.official_pooled_SDR), _fmt(r.official_pooled_SIR), ours, _fmt(r.SIR), _fmt(r.SAR), str(r.data), str(r.protocol),
                     str(r.aggregation), f"{r.profile if isinstance(r.profile, str) else ''} {epochs}ep {steps}st"
                     .strip() if r.status == "ok" else str(r.status)])
     return out
 
 
-HEADER = ["method", "paper SDR", "paper SIR", "official SDR", "official SIR", "ours SDR", "ours SIR", "ours SAR",
+HEADER = ["method", "paper SDR", "paper SIR", "official SDR", "official SIR", "official pooled SDR",
+          "official pooled SIR", "ours SDR", "ours SIR", "ours SAR",
           "data", "protocol", "aggregation", "budget (profile, epochs, steps)"]
 
 
 def to_markdown(df: pd.DataFrame, protocol: str, aggregation: str, data: str, profile: str) -> str:
     lines = [f"# MaD table reproduction (vocals, dB): data {data}, protocol {protocol}, {aggregation}, "
              f"profile {profile}", "",
-             "Paper = poster (DSD100 Test). Official = SiSEC results recomputed from the per-track files "
-             "(see experiments/tables/poster.yaml). Ours = this run (spread = half the max-min range over seeds)."
+             "Paper = poster (DSD100 Test). Official = SiSEC 2016 results, BSS Eval v3, median of track medians "
+             "over 46 tracks (the official aggregation); official pooled = the same per-frame results as the MaD "
+             "authors aggregate them: median over all frames of the 50 tracks (experiments/tables/poster.yaml). "
+             "Ours = this run (spread = half the max-min range over seeds); data = each row's training data."
              + (" Profile quick: fidelity released_code except the sampler (random excerpts over every training "
                 "clip); best checkpoint by val/sdr_vocals." if profile == "quick" else ""), "",
              "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
@@ -220,29 +256,39 @@ def to_latex(df: pd.DataFrame) -> str:
         return s.replace("\\", "\\textbackslash{}").replace("_", "\\_").replace("&", "\\&").replace("%", "\\%") \
             .replace("#", "\\#").replace("±", "$\\pm$").replace("—", "--")
 
-    lines = ["\\begin{tabular}{l" + "r" * 7 + "llll}", "\\hline",
+    lines = ["\\begin{tabular}{l" + "r" * 9 + "llll}", "\\hline",
              " & ".join(esc(h) for h in HEADER) + " \\\\", "\\hline"]
     lines += [" & ".join(esc(c) for c in cells) + " \\\\" for cells in _display(df)]
     lines += ["\\hline", "\\end{tabular}"]
     return "\n".join(lines) + "\n"
 
 
+COMMAND = Command(
+    name="table",
+    usage="lightning-mad table [profile=quick] [data=sample] [data.root=DIR] [seeds=0,1] [rows=A,B] [key=value ...]",
+    description="Train and evaluate every row of the table registry (resumable), add the published, official "
+                "and oracle rows, write OUT/table.{md,csv,tex}. data=sample puts every row on the bundled sample; "
+                "another data preset is the test corpus and rows keep their own training data. Other key=value "
+                "arguments (roots, dotted overrides) apply to every row.",
+    keys=(Key("profile", "str", "training profile of every row", "quick"),
+          Key("data", "str", "sample, or the test corpus's data preset (dsd100 / paper)", "sample"),
+          Key("seeds", "ints", "seeds per row (median and spread over seeds)", [0]),
+          Key("registry", "str", "table registry (default experiments/tables/poster.yaml)"),
+          Key("rows", "names", "only these rows (by name)"),
+          Key("out", "str", "output folder", "results"),
+          Key("workers", "int", "scoring processes", 1),
+          Key("limit", "int", "only the first N test tracks"),
+          Key("tracks", "names", "only these test tracks"),
+          Key("oracles", "bool", "score the oracle rows", True)),
+)
+
+
 def main(args: list[str]) -> int:
     """``lightning-mad table``: parse, :func:`run_table`, print ``table.md``."""
-    from lightning_mad.config.load import ConfigError, split_own_args
-
-    own, rest = split_own_args(args, (*OWN_KEYS, "profile", "data"))
-    profile, data = own.pop("profile", "quick"), own.pop("data", "sample")
-    try:
-        seeds = [int(s) for s in own.get("seeds", "0").split(",") if s.strip()]
-        workers = int(own.get("workers", 1))
-        limit = int(own["limit"]) if "limit" in own else None
-    except ValueError as err:
-        raise ConfigError(f"seeds= / workers= / limit= must be integers ({err})") from None
-    out = Path(own.get("out", "results"))
-    run_table(profile=profile, data=data, seeds=seeds, overrides=rest, registry=own.get("registry"),
-              rows=[r for r in own["rows"].split(",") if r] if own.get("rows") else None, out=out, workers=workers,
-              limit=limit, tracks=[t for t in own["tracks"].split(",") if t] if own.get("tracks") else None,
-              oracles=own.get("oracles", "true").lower() in ("1", "true", "yes"))
+    own, rest = COMMAND.parse(args)
+    out = Path(own["out"])
+    run_table(profile=own["profile"], data=own["data"], seeds=own["seeds"], overrides=rest, registry=own["registry"],
+              rows=own["rows"], out=out, workers=own["workers"], limit=own["limit"], tracks=own["tracks"],
+              oracles=own["oracles"])
     print((out / "table.md").read_text(), flush=True)
     return 0

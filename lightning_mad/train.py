@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -17,19 +16,11 @@ from pytorch_lightning.utilities import rank_zero_info, rank_zero_only
 
 from lightning_mad.callbacks.budget import BestSnapshots, BudgetProgressBar, StopAtStep
 from lightning_mad.callbacks.examples import ValidationExamples
-from lightning_mad.config.load import ConfigError, resolved_dict
+from lightning_mad.config.load import resolved_dict
+from lightning_mad.data.specs import data_specs
 from lightning_mad.models import count_parameters, model_spec
+from lightning_mad.provenance import git_commit, library_versions
 from lightning_mad.systems import SYSTEMS
-
-
-def git_commit() -> str:
-    """Commit of the code being run ("unknown" outside a git checkout)."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def run_name(cfg: DictConfig) -> str:
@@ -48,10 +39,9 @@ def torch_load_epoch(ckpt: str) -> int:
 
 
 def build_system(cfg: DictConfig):
-    """The LightningModule of an experiment (model kwargs = preset < fidelity switches < experiment kwargs)."""
-    cls_key, _ = model_spec(cfg.model.name)
-    fidelity = OmegaConf.to_container(cfg.model.fidelity_kwargs, resolve=True).get(cls_key, {})
-    cls_key, kwargs = model_spec(cfg.model.name, **{**fidelity, **OmegaConf.to_container(cfg.model.kwargs)})
+    """The LightningModule of an experiment (model kwargs = the registered preset < ``model.kwargs``, where the
+    fidelity preset's per-family section and the experiment put their switches)."""
+    cls_key, kwargs = model_spec(cfg.model.name, **OmegaConf.to_container(cfg.model.kwargs, resolve=True))
     return SYSTEMS[cls_key](
         model_class=cls_key, model_kwargs=kwargs,
         loss=OmegaConf.to_container(cfg.loss, resolve=True), optim=OmegaConf.to_container(cfg.optim, resolve=True),
@@ -61,24 +51,11 @@ def build_system(cfg: DictConfig):
     )
 
 
-def data_section(cfg: DictConfig) -> dict:
-    """The resolved ``data`` section; a preset whose folder was not given fails with one line saying so."""
-    data = OmegaConf.to_container(cfg.data, resolve=True)
-    for split in ("train", "val", "test"):
-        for spec in data[split] or []:
-            if spec.get("corpus") != "sample" and not spec.get("root"):
-                key = "data.medleydb_root" if spec.get("corpus") == "medleydb" and data.get("preset") == "paper" \
-                    else "data.root"
-                raise ConfigError(f"data preset {cfg.data.preset!r} needs the {spec.get('corpus')} folder: "
-                                  f"add {key}=DIR")
-    return data
-
-
 def build_datamodule(cfg: DictConfig, system):
     """The shared DataModule with the excerpt geometry of the system's model."""
     from lightning_mad.data.datamodule import SeparationDataModule
 
-    data = data_section(cfg)
+    data = data_specs(cfg)
     return SeparationDataModule(
         train=data["train"], val=data["val"], test=data["test"],
         excerpt_samples=system.excerpt_samples, excerpt_stride=system.excerpt_stride,
@@ -118,8 +95,9 @@ def train(cfg: DictConfig) -> dict:
     out = run_dir(cfg)
     resolved = resolved_dict(cfg)
     resolved["git_commit"] = git_commit()
+    resolved["libraries"] = library_versions()
     # what decides whether a finished run can be reused: everything that shapes the weights
-    reuse_key = {k: v for k, v in resolved.items() if k not in ("git_commit", "ri_sweep")}
+    reuse_key = {k: v for k, v in resolved.items() if k not in ("git_commit", "libraries", "ri_sweep")}
     finished = out / "finished.json"
     if finished.is_file() and not cfg.trainer.fast_dev_run:
         record = json.loads(finished.read_text())
@@ -139,8 +117,8 @@ def train(cfg: DictConfig) -> dict:
     callbacks += [ValidationExamples()] if cfg.logger.wandb else []
     if cfg.optim.max_steps > 0:
         callbacks.append(StopAtStep(cfg.optim.max_steps))
-    if cfg.ri_sweep.every_n_val_epochs > 0 and getattr(getattr(system.model, "cfg", None), "decoder", "") == "ris":
-        from lightning_mad.callbacks.sweep import RecurrentInferenceSweep
+    if cfg.ri_sweep.every_n_val_epochs > 0 and "n_iter" in system.model.inference_settings:
+        from lightning_mad.callbacks.ri_sweep import RecurrentInferenceSweep
 
         callbacks.append(RecurrentInferenceSweep(every_n_val_epochs=cfg.ri_sweep.every_n_val_epochs,
                                                  val_metric=cfg.ri_sweep.metric, max_tracks=cfg.ri_sweep.max_tracks,

@@ -11,6 +11,8 @@ os.environ.setdefault("WANDB_SILENT", "true")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_ROOT = PROJECT_ROOT / "data" / "sample"
+# the package finds the bundled sample through this variable (or the working directory), as an installed one would
+os.environ.setdefault("LIGHTNING_MAD_SAMPLE", str(SAMPLE_ROOT))
 
 
 @pytest.fixture(scope="session")

@@ -7,26 +7,32 @@ import pandas as pd
 import pytest
 
 from lightning_mad import cli
-from lightning_mad.evaluate import default_protocols, parse_args
+from lightning_mad.config.load import load_config
+from lightning_mad.evaluate import default_protocols, explicit_inference, parse_args
 
 FAST = ["inference.phase_iterations=1", "workers=0"]
 
 
 def test_parse_args_splits_own_keys_and_overrides():
-    own, rest, overrides = parse_args(["checkpoint=a.ckpt", "data=mir1k", "inference.n_iter=3", "protocol=museval",
-                                       "inference.tau=1e-2"])
-    assert own == {"checkpoint": "a.ckpt", "protocol": "museval"}
+    own, rest = parse_args(["checkpoint=a.ckpt", "data=mir1k", "inference.n_iter=3", "protocol=museval",
+                            "inference.tau=1e-2"])
+    assert {k: v for k, v in own.items() if v is not None and k != "workers"} == {"checkpoint": "a.ckpt",
+                                                                                  "protocol": ["museval"]}
     assert rest == ["data=mir1k", "inference.n_iter=3", "inference.tau=1e-2"]
+    overrides = explicit_inference(load_config(rest), rest)
     assert overrides == {"n_iter": 3, "tau": 0.01}
 
 
 def test_default_protocols():
-    assert default_protocols("dsd100") == ("sisec2016",)
-    assert default_protocols("paper") == ("sisec2016",)
-    assert default_protocols("musdb18") == ("museval",)
-    assert default_protocols("musdb18hq") == ("museval",)
-    assert default_protocols("sample") == ("museval",)
-    assert default_protocols("mir1k") == ("mir1k", "museval")
+    def protocols(data):  # named by each data preset's YAML (`protocols:`)
+        return default_protocols(load_config(data=data))
+
+    assert protocols("dsd100") == ("sisec2016",)
+    assert protocols("paper") == ("sisec2016",)
+    assert protocols("musdb18") == ("museval",)
+    assert protocols("musdb18hq") == ("museval",)
+    assert protocols("sample") == ("museval",)
+    assert protocols("mir1k") == ("mir1k", "museval")
 
 
 def test_evaluate_mir1k_layout_both_protocols_and_resume(tmp_path, sample_root, capsys):

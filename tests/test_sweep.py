@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 import pytorch_lightning as pl
 
-from lightning_mad.callbacks.sweep import (DEFAULT_GRID, RecurrentInferenceSweep, fast_sdr, format_tau, grid_from,
-                                           setting_name, sweep_runs)
+from lightning_mad.ablation import sweep_runs
+from lightning_mad.callbacks.ri_sweep import RecurrentInferenceSweep
+from lightning_mad.evaluation.ri_sweep import DEFAULT_GRID, fast_sdr, format_tau, grid_from, setting_name
 
 
 def test_names_and_default_grid():
@@ -119,7 +120,7 @@ def test_ablation_sweep_file_dry_run(project_root, capsys):
 
 def test_sweep_checkpoint_on_a_trained_tiny_model(tmp_path):
     """The table's path: a finished run's checkpoint swept over the default grid on the test split."""
-    from lightning_mad.callbacks.sweep import DEFAULT_GRID, sweep_checkpoint
+    from lightning_mad.evaluation.ri_sweep import DEFAULT_GRID, sweep_checkpoint
     from lightning_mad.config.load import load_config
     from lightning_mad.train import train
 

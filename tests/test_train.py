@@ -38,7 +38,8 @@ def test_short_training_lowers_the_loss_on_real_audio(fidelity):
 
 
 TINY_OF = {"gru_ris_l": "tiny", "gru_ris_s": "tiny", "gru_nri": "tiny_nri", "tiny": "tiny", "gra": "tiny_gra",
-           "mim_hw": "tiny_mim_hw", "cha": "tiny_cha", "mim_dwf": "tiny_mim_dwf", "mim_dwf_plus": "tiny_mim_dwf"}
+           "mim_hw": "tiny_mim_hw", "cha": "tiny_cha", "mim_dwf": "tiny_mim_dwf", "mim_dwf_plus": "tiny_mim_dwf",
+           "mad_twinnet": "tiny_twinnet", "tiny_twinnet": "tiny_twinnet"}
 
 
 @pytest.mark.parametrize("name", list_experiments())

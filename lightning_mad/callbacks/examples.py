@@ -7,8 +7,6 @@ import pytorch_lightning as pl
 from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities import rank_zero_only
 
-from lightning_mad.inference.separator import separate_vocals
-
 
 class ValidationExamples(pl.Callback):
     """Logs, at the end of each validation epoch and on rank zero only, ``val/example_vocals`` (audio) and
@@ -30,12 +28,15 @@ class ValidationExamples(pl.Callback):
         loggers = [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)]
         if not loggers or self._mixture is None or trainer.sanity_checking:
             return
-        model, ri = pl_module.model, pl_module.hparams.train_inference
+        model = pl_module.model
+        was_training = model.training
         with torch.no_grad():
             mix = self._mixture.to(pl_module.device)
-            vocals = separate_vocals(model, mix, phase_iterations=1, **ri).cpu().numpy()
+            separator = pl_module.separator(phase_iterations=1)
+            vocals = separator.vocals(mix).cpu().numpy()
             seqs = pl_module.track_sequences(mix)[:4]
-            out = model(seqs, **ri) if hasattr(model, "masker") else None
+            out = model(seqs, **separator.model_settings) if hasattr(model, "masker") else None
+        model.train(was_training)
         logger = loggers[0]
         logger.log_audio("val/example_vocals", [vocals], sample_rate=[44100], step=trainer.global_step,
                          caption=[f"epoch {trainer.current_epoch}"])

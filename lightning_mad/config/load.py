@@ -2,12 +2,13 @@
 
 Merge order (later wins)::
 
-    schema defaults < presets/fidelity/<F> < <experiment>.yaml < presets/profile/<P>
-                    < the profile's ``models: {<model class key>: {...}}`` entry for this experiment's model family
+    schema defaults < presets/fidelity/<F> < its ``models: {<family>: ...}`` entry < <experiment>.yaml
+                    < presets/profile/<P> < its ``models: {<family>: ...}`` entry
                     < presets/data/<D> (into ``data``) < presets/trainer/<T> (into ``trainer``) < command line
 
-A profile's ``models`` section holds settings that only suit one model family (the ``budget`` profile's learning
-rate for MaD would break CHA's AdaDelta), keyed like ``model.fidelity_kwargs`` (``mad``, ``cha``, ...).
+A preset's ``models`` section holds settings that only suit one model family, keyed by model class key (``mad``,
+``cha``, ``gra``, ``mim_hw``, ``mim_dwf``): the released code's switches of MaD are not the comparators' (fidelity),
+and the ``budget`` profile's learning rate for MaD would break CHA's AdaDelta (profile).
 
 Group selections come from the command line (``profile=quick``, ``fidelity=clean``, ``data=dsd100``,
 ``trainer=ddp_sim``), else from the ``defaults:`` blocks of the profile and the experiment, else the schema. The
@@ -23,18 +24,16 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from lightning_mad.config.schema import Config
+from lightning_mad.errors import ConfigError
 
 GROUPS = ("profile", "fidelity", "data", "trainer")
 
 
 def experiments_dir() -> Path:
-    """``experiments/`` of the checkout (or ``$LIGHTNING_MAD_EXPERIMENTS``)."""
+    """The experiment configs: ``lightning_mad/experiments`` (package data; ``experiments/`` in the checkout links
+    there), or ``$LIGHTNING_MAD_EXPERIMENTS``."""
     env = os.environ.get("LIGHTNING_MAD_EXPERIMENTS")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "experiments"
-
-
-class ConfigError(ValueError):
-    """A config file or override that cannot be used; the message names it."""
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "experiments"
 
 
 def _read_yaml(path: Path) -> DictConfig:
@@ -60,21 +59,6 @@ def parse_value(text: str):
     return {"null": None, "none": None, "true": True, "false": False}.get(text.lower(), text)
 
 
-def split_own_args(args, own_keys) -> tuple[dict[str, str], list[str]]:
-    """A command's own ``key=value`` options (``own_keys``, or a callable deciding per key) and the rest, in order,
-    for :func:`load_config`."""
-    own, rest = {}, []
-    for arg in args:
-        if "=" not in arg:
-            raise ConfigError(f"argument {arg!r}: expected key=value")
-        key, value = arg.split("=", 1)
-        if (own_keys(key) if callable(own_keys) else key in own_keys):
-            own[key] = value
-        else:
-            rest.append(arg)
-    return own, rest
-
-
 def split_overrides(args: list[str]) -> tuple[dict[str, str], list[str]]:
     """Separate group selections (``data=dsd100``) and ``experiment=`` from dotted overrides."""
     groups, dotted = {}, []
@@ -89,10 +73,12 @@ def split_overrides(args: list[str]) -> tuple[dict[str, str], list[str]]:
     return groups, dotted
 
 
-def load_config(args: list[str] | None = None, **kwargs: str) -> DictConfig:
+def load_config(args: list[str] | None = None, *, fallback: dict | None = None, **kwargs: str) -> DictConfig:
     """Resolve a run config from command-line style overrides (``["experiment=gru_nri", "profile=quick"]``).
 
     Keyword arguments are appended as overrides (``load_config(experiment="tiny", profile="debug")``).
+    ``fallback``: group choices that replace the profile's but not the experiment's (the table's ``data=``: a
+    row that names its corpus keeps it, the others get the table's).
     """
     args = list(args or []) + [f"{k}={v}" for k, v in kwargs.items()]
     groups, dotted = split_overrides(args)
@@ -104,12 +90,16 @@ def load_config(args: list[str] | None = None, **kwargs: str) -> DictConfig:
     profile_name = groups.get("profile", exp_defaults.get("profile", cfg.profile))
     profile = _read_yaml(root / "presets" / "profile" / f"{profile_name}.yaml")
     prof_defaults = dict(profile.pop("defaults", {}) or {})
-    per_family = profile.pop("models", {}) or {}
     first, second = (prof_defaults, exp_defaults) if prof_defaults.pop("defaults_win", False) \
         else (exp_defaults, prof_defaults)
+    fallback = dict(fallback or {})
 
-    def pick(group: str, fallback: str) -> str:
-        return groups.get(group, first.get(group, second.get(group, fallback)))
+    def pick(group: str, schema_default: str) -> str:
+        if group in groups:
+            return groups[group]
+        if group in fallback:  # the experiment's own choice, else the caller's, before the profile's
+            return exp_defaults.get(group, fallback[group])
+        return first.get(group, second.get(group, schema_default))
 
     fidelity_name = pick("fidelity", cfg.fidelity)
     data_name = pick("data", cfg.data.preset)
@@ -118,17 +108,26 @@ def load_config(args: list[str] | None = None, **kwargs: str) -> DictConfig:
     data = _read_yaml(root / "presets" / "data" / f"{data_name}.yaml")
     trainer = _read_yaml(root / "presets" / "trainer" / f"{trainer_name}.yaml")
     try:
-        family = OmegaConf.merge(cfg, experiment).model.name
-        family_cfg = per_family.get(_model_family(family), {}) if per_family else {}
+        family = _model_family(OmegaConf.merge(cfg, experiment).model.name)
         cfg = OmegaConf.merge(
-            cfg, fidelity, experiment, profile, family_cfg, {"data": data}, {"trainer": trainer},
+            cfg, *_with_family(fidelity, family), experiment, *_with_family(profile, family),
+            {"data": data}, {"trainer": trainer},
             {"experiment": name, "profile": profile_name, "fidelity": fidelity_name,
              "data": {"preset": data_name}, "trainer": {"preset": trainer_name}},
             OmegaConf.from_dotlist(dotted),
         )
+    except ConfigError:
+        raise
     except Exception as err:  # omegaconf's validation errors are multi-line; keep the first line
         raise ConfigError(f"config error: {str(err).splitlines()[0]}") from err
     return cfg
+
+
+def _with_family(preset: DictConfig, family: str) -> tuple[DictConfig, DictConfig]:
+    """A preset's common part and its ``models: {<family>: {...}}`` entry for this model family."""
+    preset = preset.copy()
+    per_family = preset.pop("models", {}) or {}
+    return preset, per_family.get(family, {}) if per_family else OmegaConf.create({})
 
 
 def _model_family(name: str) -> str:

@@ -7,36 +7,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from lightning_mad.inference.settings import InferenceSettings
+
 
 @dataclass
 class ModelSection:
     name: str = "gru_ris_l"  # a key of lightning_mad.models.MODEL_PRESETS
     kwargs: dict = field(default_factory=dict)  # constructor overrides of this experiment
-    # constructor switches set by the fidelity preset, per model class key ("mad": {...}); kwargs win over them
-    fidelity_kwargs: dict = field(default_factory=dict)
 
 
 @dataclass
-class RecurrentInferenceSection:
-    n_iter: int = 10  # re-applications of the decoder (up to n_iter + 1 passes, spec §3 / §13.13)
-    tau: float = 1e-3  # MSE stopping threshold
-    stop_rule: str = "sequence"  # "batch" = released code (§13.13); "sequence" = per-sequence stopping
+class TrainInferenceSection:
+    """Recurrent inference inside MaD's training step (None = the model family's inference default)."""
 
-
-@dataclass
-class InferenceSection(RecurrentInferenceSection):
-    phase_iterations: int = 10  # 10 = released GL-like loop (§7.3, §13.9); 1 = mixture phase only
-    batch_size: int = 16  # sequences per model call
-    block_frames: int = 2560  # frames per separation block (memory bound; ~22 s at hop 384)
-    edge_truncation: bool = False  # §13.16: released test-time truncation (first L frames, tail to batch multiple)
-    # stem rule (inference.separator.shape_vocal_magnitude): "residual" = the network's vocal magnitude, accompaniment
-    # = mixture - vocals (§7.5, released); "ratio" = soft mask V^p / (V^p + max(|X| - V, 0)^p), p = ratio_exponent
-    accompaniment: str = "residual"
-    ratio_exponent: float = 1.0
-    # Hz above which the vocals are zero and everything goes to the accompaniment (None or 0 = full band; a model
-    # trained on 16-kHz MIR-1K never saw content above 8 kHz)
-    band_limit_hz: Optional[float] = None
-    wiener_alpha: Optional[float] = None  # generalised Wiener exponent of comparators (None = the model's default)
+    n_iter: Optional[int] = None  # re-applications of the decoder (up to n_iter + 1 passes, spec §3 / §13.13)
+    tau: Optional[float] = None  # MSE stopping threshold
+    stop_rule: Optional[str] = None  # "batch" = released code (§13.13); "sequence" = per-sequence stopping
 
 
 @dataclass
@@ -80,6 +66,10 @@ class DataSection:
     preset: str = "sample"  # experiments/presets/data/<preset>.yaml
     root: Optional[str] = None
     medleydb_root: Optional[str] = None  # second corpus of the paper's training set
+    # MedleyDB's per-stem mixing coefficients (medleydb's mixing_coefficients.yaml): the stems are stored unscaled,
+    # so without them the vocal reference differs from the voice inside the MIX by a per-track gain. Presets that
+    # train on MedleyDB refuse to start while it is null; "none" accepts unscaled stems explicitly.
+    medleydb_mixing_coefficients: Optional[str] = None
     test_mixture: str = "file"  # DSD100 test mixture: "file" | "sum_of_stems" (§13.10, [code:mss])
     read_scale: str = "float"  # DSD100 wav scale: "float" (/32768) | "int16_32767" (released code)
     train: list = field(default_factory=list)  # dataset specs {corpus, root, split, ...}
@@ -89,6 +79,7 @@ class DataSection:
     num_workers: int = 0
     cache_dir: Optional[str] = None
     split: str = "test"  # split scored by `lightning-mad evaluate`
+    protocols: list = field(default_factory=list)  # default evaluation protocols of this data preset (first = primary)
     augment: AugmentSection = field(default_factory=AugmentSection)
 
 
@@ -154,8 +145,9 @@ class Config:
     output_dir: str = "runs"
     run_name: Optional[str] = None  # default: <experiment>-<profile>-<data preset>-seed<seed>
     model: ModelSection = field(default_factory=ModelSection)
-    train_inference: RecurrentInferenceSection = field(default_factory=RecurrentInferenceSection)
-    inference: InferenceSection = field(default_factory=InferenceSection)
+    train_inference: TrainInferenceSection = field(default_factory=TrainInferenceSection)
+    # lightning_mad.inference.settings.InferenceSettings: None = the model family's default
+    inference: InferenceSettings = field(default_factory=InferenceSettings)
     loss: LossSection = field(default_factory=LossSection)
     optim: OptimSection = field(default_factory=OptimSection)
     data: DataSection = field(default_factory=DataSection)

@@ -8,7 +8,7 @@
   main process (each track decoded once, then cached); an empty list when no datasets were given.
 
 Datasets are given as built :class:`~lightning_mad.data.tracks.TrackDataset` s or as specs (dicts / OmegaConf
-nodes, see :func:`~lightning_mad.data.sample.build_dataset`), e.g. the paper's training set
+nodes, see :func:`~lightning_mad.data.registry.build_dataset`), e.g. the paper's training set
 ``[{corpus: dsd100, root: R, split: Dev}, {corpus: medleydb, root: M}]``.
 
 ``prepare_data`` (one process per node) indexes every corpus, so a bad path fails before training starts, and fills
@@ -26,7 +26,7 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
 from lightning_mad.data.excerpts import Augmentation, RandomExcerpts, RandomExcerptSampler, ReleasedExcerpts, ReleasedSampler
-from lightning_mad.data.sample import build_composition
+from lightning_mad.data.registry import build_composition
 from lightning_mad.data.tracks import TrackConcat, collate_tracks
 
 SAMPLERS = ("random", "released")

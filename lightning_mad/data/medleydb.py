@@ -67,7 +67,10 @@ class MedleyDBDataset(TrackDataset):
         folders = restrict_names((p.name for p in audio_dir.iterdir() if p.is_dir()), tracks,
                                  f"MedleyDB {audio_dir}", "track folders")
         if isinstance(mixing_coefficients, (str, Path)):
-            mixing_coefficients = yaml.safe_load(Path(mixing_coefficients).read_text())
+            path = Path(mixing_coefficients).expanduser()
+            if not path.is_file():
+                raise DatasetError(f"{path}: MedleyDB mixing coefficients file not found")
+            mixing_coefficients = yaml.safe_load(path.read_text())
         self.mixing_coefficients = mixing_coefficients or {}
         self._entries: list[tuple[Path, list[tuple[Path, float]], list[tuple[Path, float]]]] = []
         for name in folders:

@@ -30,11 +30,18 @@ Protocols (``get_protocol(name)``):
   ``museval.metrics.bss_eval_images_framewise`` (and of mir_eval's ``bss_eval_images_framewise``, which the MaD
   authors' code calls with its defaults 30 * 44100 / 15 * 44100). A track shorter than 30 s gives ONE frame over the
   whole track (museval's ``Framing`` returns a single window when ``window >= n_samples``); its stored duration is
-  the track's, not 30 s.
+  the track's, not 30 s. Per frame it equals mir_eval 0.8.2's ``bss_eval_images_framewise`` to the stored 1e-5 dB
+  (tests/test_sisec2016_crosscheck.py), except for a track of 30 s to 45 s: museval scores its first 30 s as the
+  one frame, mir_eval (fewer than 2 windows) the whole track (no DSD100 track is that short: the shortest is
+  142 s). The official SiSEC 2016 MATLAB run (DSD100_only_eval.m) differs in two ways: stereo, and all five
+  references (bass, drums, other, vocals, accompaniment) in one call; with the images decomposition the reference
+  set leaves SDR and ISR of a frame unchanged but moves SIR and SAR.
 * ``museval`` -- BSS Eval v4 as in SiSEC 2018 (``museval.evaluate(mode="v4")`` / ``eval_mus_track`` defaults):
   1 s windows and hop, ``framewise_filters=False`` (time-invariant filters), ``bsseval_sources_version=False``,
   ``compute_permutation=False``, ``filters_len=512``. Estimates are padded or truncated to the reference length with
-  ``museval.pad_or_truncate`` as ``museval.evaluate`` does.
+  ``museval.pad_or_truncate`` as ``museval.evaluate`` does. Sources {vocals, accompaniment}: the set SiSEC 2018
+  scored MaD's entry MDL1 on (it submitted exactly these two; museval 0.4.1's ``eval_mus_track`` scores vocals
+  with accompaniment whenever both are given), not the 4 stems of a 4-stem submission.
 * ``mir1k`` -- Huang et al. (ISMIR 2014 / TASLP 2015): whole-clip BSS Eval *sources* version, one score per clip:
   ``window=np.inf, hop=np.inf, bsseval_sources_version=True, compute_permutation=False, filters_len=512``
   (``framewise_filters`` is irrelevant with one window). NSDR = SDR(estimate) - SDR(mixture used as the estimate),
@@ -260,7 +267,8 @@ PROTOCOLS: dict[str, Protocol] = {
         name="museval", window_s=1.0, hop_s=1.0, framewise_filters=False, bsseval_sources_version=False,
         score_rate="native",
         aggregations=("median_of_track_medians", "pooled_frame_median", "mean_of_track_medians", "mean_of_frames"),
-        description="BSS Eval v4 (museval), 1 s windows and hop, time-invariant filters (SiSEC 2018)",
+        description="BSS Eval v4 (museval), 1 s windows and hop, time-invariant filters, {vocals, accompaniment} "
+                    "(SiSEC 2018)",
     ),
     "mir1k": Protocol(
         name="mir1k", window_s=math.inf, hop_s=math.inf, framewise_filters=False, bsseval_sources_version=True,

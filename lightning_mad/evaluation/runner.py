@@ -109,8 +109,10 @@ def evaluate_tracks(
         tracks: objects with ``.name``, ``.mixture``, ``.vocals``, ``.accompaniment`` (mono ``(samples,)`` float
             numpy arrays or torch tensors; ``(samples, channels)`` also works) and optionally ``.native_rate``
             (corpus rate, used by protocols scored at the native rate) and ``.rate`` (rate of the arrays).
-        separate_fn: ``separate_fn(mixture) -> {"vocals": .., "accompaniment": ..}`` with the mixture as a numpy
-            array; if it has a ``track`` parameter it is called as ``separate_fn(mixture, track=track)`` (oracles).
+        separate_fn: ``separate_fn(mixture) -> {"vocals": .., "accompaniment": .., ["span": (start, stop)]}`` with
+            the mixture as a numpy array; if it has a ``track`` parameter it is called as
+            ``separate_fn(mixture, track=track)`` (oracles). With a ``span`` only those samples of the estimates
+            and the references are scored.
         protocol: a ``protocols`` name or ``Protocol``.
         out_dir: folder of the per-track JSON files, ``results.csv`` and ``summary.csv``.
         n_workers: scoring processes (0 = score in this process).
@@ -176,9 +178,12 @@ def evaluate_tracks(
             missing = [t for t in protocol.targets if t not in estimates]
             if missing:
                 raise KeyError(f"separate_fn returned no estimate for {missing} (track {name!r})")
-            refs = {t: _resample(_to_numpy(getattr(track, t)), track_rate, score_rate) for t in protocol.targets}
-            ests = {t: _resample(_to_numpy(estimates[t]), track_rate, score_rate) for t in protocol.targets}
-            mix = _resample(_to_numpy(mixture), track_rate, score_rate) if protocol.normalise_by_mixture else None
+            # the estimated span (``edge_truncation``: the released test code scored only the estimated samples and
+            # cut the references alike); the whole track otherwise
+            a, b = estimates.get("span") or (0, None)
+            refs = {t: _resample(_to_numpy(getattr(track, t))[a:b], track_rate, score_rate) for t in protocol.targets}
+            ests = {t: _resample(_to_numpy(estimates[t])[a:b], track_rate, score_rate) for t in protocol.targets}
+            mix = _resample(_to_numpy(mixture)[a:b], track_rate, score_rate) if protocol.normalise_by_mixture else None
             job = (protocol, refs, ests, score_rate, mix, str(path), name, stored, timing)
             if executor is None:
                 _score_and_write(*job)

@@ -12,13 +12,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from lightning_mad.config.schema import InferenceSection
-from lightning_mad.inference.separator import separate_vocals
+from lightning_mad.errors import ConfigError
+from lightning_mad.inference.separator import Separator
+from lightning_mad.inference.settings import InferenceSettings
 from lightning_mad.models import MODEL_PRESETS, build_model, model_from_config
 
 SAMPLE_RATE = 44100
-INFERENCE_KEYS = ("n_iter", "tau", "stop_rule", "phase_iterations", "batch_size", "block_frames", "edge_truncation",
-                  "wiener_alpha", "accompaniment", "ratio_exponent", "band_limit_hz")
+INFERENCE_KEYS = InferenceSettings.names()
+# registered tiny models (random weights, tests and smoke runs): small blocks, two recurrent passes
+TINY_SETTINGS = {"n_iter": 2, "batch_size": 8, "block_frames": 128}
 
 
 class ModelLoadError(ValueError):
@@ -27,17 +29,25 @@ class ModelLoadError(ValueError):
 
 @dataclass
 class LoadedModel:
-    """A network in eval mode plus the inference settings it was trained for."""
+    """A network in eval mode plus the inference settings stored with it (what it was trained or shipped for;
+    ``None`` / absent = the model family's default)."""
 
     model: nn.Module
     inference: dict
     source: str
     info: dict = field(default_factory=dict)
 
+    def separator(self, overrides=None) -> Separator:
+        """A :class:`Separator` with the stored settings and ``overrides`` on top."""
+        return Separator(self.model, self.inference, overrides)
 
-def _default_inference() -> dict:
-    defaults = InferenceSection()
-    return {k: getattr(defaults, k) for k in INFERENCE_KEYS}
+
+def _stored(settings: dict | None, where: str) -> dict:
+    """Stored settings as a plain dict of the set values; an unknown name is an error naming the file."""
+    try:
+        return InferenceSettings.from_mapping(settings or {}, where).given()
+    except ConfigError as err:
+        raise ModelLoadError(str(err)) from None
 
 
 def load_model(source: str | Path | None = None, device: str | torch.device = "cpu") -> LoadedModel:
@@ -55,10 +65,8 @@ def load_model(source: str | Path | None = None, device: str | torch.device = "c
         return loaded
     if source in MODEL_PRESETS and not Path(source).exists():
         torch.manual_seed(0)
-        model, inference, info = build_model(source), _default_inference(), {"weights": "random (untrained)"}
-        inference["phase_iterations"] = 1  # random weights: the mixture phase is enough
-        if source.startswith("tiny"):
-            inference.update(n_iter=2, batch_size=8, block_frames=128)
+        model, info = build_model(source), {"weights": "random (untrained)"}
+        inference = dict(TINY_SETTINGS) if source.startswith("tiny") else {}
     else:
         path = Path(source)
         if not path.is_file():
@@ -70,13 +78,12 @@ def load_model(source: str | Path | None = None, device: str | torch.device = "c
         if "hyper_parameters" in blob:  # Lightning checkpoint of a SeparationSystem
             hp = blob["hyper_parameters"]
             state = {k[len("model."):]: v for k, v in blob["state_dict"].items() if k.startswith("model.")}
-            cls_key, kwargs, inference = hp["model_class"], hp["model_kwargs"], {**_default_inference(),
-                                                                                  **hp.get("inference", {})}
+            cls_key, kwargs, inference = hp["model_class"], hp["model_kwargs"], _stored(hp.get("inference"), str(path))
             info = {"epoch": blob.get("epoch"), "global_step": blob.get("global_step")}
         elif "model_class" in blob:  # release file written by `lightning-mad export`
             cls_key, kwargs, state = blob["model_class"], blob["model_kwargs"], blob["state_dict"]
-            inference = {**_default_inference(), **blob.get("inference", {})}
-            info = {k: blob[k] for k in ("training", "git_commit", "stft", "card") if k in blob}
+            inference = _stored(blob.get("inference"), str(path))
+            info = {k: blob[k] for k in ("training", "git_commit", "libraries", "stft", "card") if k in blob}
         else:
             raise ModelLoadError(f"{path}: neither a lightning_mad checkpoint nor a release file")
         model = model_from_config(cls_key, dict(kwargs))
@@ -84,7 +91,6 @@ def load_model(source: str | Path | None = None, device: str | torch.device = "c
             model.load_state_dict(state)
         except RuntimeError as err:
             raise ModelLoadError(f"{path}: weights do not match the stored model config ({err})") from err
-    inference = {k: v for k, v in inference.items() if k in INFERENCE_KEYS}
     return LoadedModel(model.to(device).eval(), inference, source, info)
 
 
@@ -96,30 +102,15 @@ def separate_array(
     progress=None,
     **overrides,
 ) -> dict[str, np.ndarray]:
-    """Separate audio at 44.1 kHz.
+    """Separate audio at 44.1 kHz with the loaded model (:meth:`Separator.separate`).
 
     Args:
         audio: (channels, samples) or (samples,) float array at 44.1 kHz.
-        downmix: separate the mono downmix 0.5 (L + R) instead of each channel (the default, as the authors' SiSEC
-            2018 entry did for stereo).
-        **overrides: inference settings (``n_iter``, ``tau``, ``phase_iterations``, ...).
+        downmix: separate the mono downmix 0.5 (L + R) instead of each channel.
+        **overrides: inference settings (``n_iter``, ``tau``, ``phase_iterations``, ...; None = not given).
 
     Returns:
-        ``{"vocals", "accompaniment"}`` arrays shaped like the (possibly downmixed) input, with
-        vocals + accompaniment == input up to float rounding (accompaniment = mixture - vocals, spec §7.5).
+        ``{"vocals", "accompaniment"}`` arrays shaped like the (possibly downmixed) input, vocals + accompaniment ==
+        input up to float rounding, and ``"span"``, the estimated samples.
     """
-    settings = {**loaded.inference, **{k: v for k, v in overrides.items() if v is not None}}
-    x = np.asarray(audio, dtype=np.float32)
-    mono_input = x.ndim == 1
-    x = x[None] if mono_input else x
-    if downmix and x.shape[0] > 1:
-        x = x.mean(axis=0, keepdims=True)
-    device = next(loaded.model.parameters()).device
-    vocals = np.stack([
-        separate_vocals(loaded.model, torch.from_numpy(ch).to(device), progress=progress, **settings).cpu().numpy()
-        for ch in x
-    ])
-    accompaniment = x - vocals
-    if mono_input:
-        vocals, accompaniment = vocals[0], accompaniment[0]
-    return {"vocals": vocals, "accompaniment": accompaniment}
+    return loaded.separator(overrides).separate(audio, downmix=downmix, progress=progress)

@@ -1,5 +1,10 @@
 """Release files: weights + model config + STFT + inference defaults + training provenance, no Lightning state.
 
+A training network with training-only parts (MaD TwinNet's twin) has an ``inference_model()`` method; the release
+file then holds that inference model alone (for MaD TwinNet a plain MaD: model class ``"mad"`` and its kwargs),
+with the training network's resolved model settings (TwinNet: one decoder pass), since the inference model's family
+defaults differ.
+
 Loaded by :func:`lightning_mad.inference.api.load_model` with ``torch.load(weights_only=True)`` (plain tensors,
 dicts, lists, strings and numbers only: no pickled code is executed).
 """
@@ -21,22 +26,33 @@ def export_release(checkpoint: Path, out: Path, dtype: str = "float32", inferenc
 
     Args:
         dtype: storage type of floating-point weights, ``"float32"`` or ``"float16"`` (loaded back as float32).
-        inference: inference defaults to ship, replacing the checkpoint's (keys of ``INFERENCE_KEYS``).
+        inference: inference defaults to ship, replacing the checkpoint's (names of ``InferenceSettings``).
         card: plain-dict model card stored in the file (data, license, scores, ...).
     """
-    from lightning_mad.inference.api import INFERENCE_KEYS
+    from lightning_mad.inference.settings import InferenceSettings
+    from lightning_mad.provenance import library_versions
 
     if dtype not in ("float32", "float16"):
         raise ValueError(f"dtype must be float32 or float16, got {dtype!r}")
-    unknown = sorted(set(inference or {}) - set(INFERENCE_KEYS))
-    if unknown:
-        raise ValueError(f"unknown inference setting(s) {unknown}; known: {', '.join(INFERENCE_KEYS)}")
+    shipped = InferenceSettings.from_mapping(inference, "export --set").given()
     loaded = load_model(checkpoint)
     blob = torch.load(checkpoint, map_location="cpu", weights_only=True)
     hp = blob["hyper_parameters"]
+    model, model_class, model_kwargs = loaded.model, hp["model_class"], dict(hp["model_kwargs"])
+    stored = dict(loaded.inference)
+    if hasattr(model, "inference_model"):  # drop training-only parts (MaD TwinNet's twin)
+        from lightning_mad.inference.settings import resolve
+        from lightning_mad.models import MODEL_CLASSES
+
+        settings = resolve(model, stored, report=False)
+        stored.update({k: getattr(settings, k) for k in model.inference_settings})
+        model = model.inference_model()
+        model_class = next(key for key, cls in MODEL_CLASSES.items() if type(model) is cls)
+        model_kwargs = model.config()
     config_file = Path(checkpoint).resolve().parents[1] / "config.yaml"
     training = {"checkpoint": str(checkpoint), "epoch": blob.get("epoch"), "global_step": blob.get("global_step"),
-                "loss": hp.get("loss"), "optim": hp.get("optim"), "train_inference": hp.get("train_inference")}
+                "model_class": hp["model_class"], "loss": hp.get("loss"), "optim": hp.get("optim"),
+                "train_inference": hp.get("train_inference")}
     git_commit = "unknown"
     if config_file.is_file():
         from omegaconf import OmegaConf
@@ -47,14 +63,15 @@ def export_release(checkpoint: Path, out: Path, dtype: str = "float32", inferenc
                         fidelity=run_cfg.get("fidelity"), data=run_cfg.get("data"), seed=run_cfg.get("seed"))
     release = {
         "format": RELEASE_FORMAT,
-        "model_class": hp["model_class"],
-        "model_kwargs": dict(hp["model_kwargs"]),
+        "model_class": model_class,
+        "model_kwargs": model_kwargs,
         "state_dict": {k: v.to(getattr(torch, dtype)) if v.is_floating_point() else v.clone()
-                       for k, v in loaded.model.state_dict().items()},
-        "stft": loaded.model.stft.settings(),
-        "inference": {**loaded.inference, **(inference or {})},
+                       for k, v in model.state_dict().items()},
+        "stft": model.stft.settings(),
+        "inference": {**stored, **shipped},
         "training": training,
         "git_commit": git_commit,
+        "libraries": library_versions(),  # of the exporting environment
         "weights_dtype": dtype,
     }
     if card:

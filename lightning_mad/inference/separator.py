@@ -1,7 +1,11 @@
-"""Whole-track separation of a mono signal by any model of the suite, block by block with bounded memory.
+"""Whole-track separation by any model of the suite: :class:`Separator` (a model plus its inference settings).
 
-A model exposes ``stft`` (:class:`~lightning_mad.dsp.stft.STFT`), ``seq_len`` (T), ``context`` (L) and
-``estimate(x (B, T, N), **inference) -> (B, T - 2L, N)`` vocal magnitudes. Sequences of T frames start every
+The :class:`Separator` is what the command line, the Python API, evaluation, the validation metric, the
+callbacks and the recurrent-inference sweep call. A model follows the contract of
+:class:`~lightning_mad.models.base.SeparationModel` (``stft``, ``seq_len`` T, ``context`` L, ``estimate``);
+settings are :class:`~lightning_mad.inference.settings.InferenceSettings`, resolved once per separator.
+
+Sequencing (:class:`SequenceGrid`, shared with the whole-track validation loss): sequences of T frames start every
 T - 2L frames and their central T - 2L frames tile the timeline (MAD-SPEC §1 "Sequencing"). Unlike the released
 code, every frame is estimated: L zero frames are placed before the first frame and zero frames after the last,
 so nothing is lost at the start (the released code never estimates the first L frames) or at the end (it drops
@@ -16,15 +20,18 @@ over the whole signal; each block refines at least ``margin_frames`` extra frame
 from __future__ import annotations
 
 import math
-from typing import Callable
+from dataclasses import dataclass
+from typing import Callable, Mapping
 
+import numpy as np
 import torch
 from torch import nn
 
 from lightning_mad.dsp.stft import refine_phase
+from lightning_mad.inference.settings import ACCOMPANIMENT_RULES, InferenceSettings, resolve
 
 
-def _frames(model: nn.Module, signal: torch.Tensor, first: int, last: int, n_frames: int) -> torch.Tensor:
+def frames_between(model: nn.Module, signal: torch.Tensor, first: int, last: int, n_frames: int) -> torch.Tensor:
     """Spectrum of frames ``[first, last)`` of the padded signal; frames outside ``[0, n_frames)`` are zeros.
 
     The edge padding is added to the block's segment only, so no padded copy of the whole track is made.
@@ -41,13 +48,12 @@ def _frames(model: nn.Module, signal: torch.Tensor, first: int, last: int, n_fra
     return spec
 
 
-ACCOMPANIMENT_RULES = ("residual", "ratio")
 MODEL_RATE = 44100
 
 
 def band_bin(stft, band_limit_hz: float | None, rate: int = MODEL_RATE) -> int | None:
     """First bin above ``band_limit_hz`` (None or <= 0: no band limit, the full band is separated)."""
-    if band_limit_hz is None or band_limit_hz <= 0:
+    if not band_limit_hz or band_limit_hz <= 0:
         return None
     return min(stft.n_bins, int(math.floor(band_limit_hz * stft.n_fft / rate)) + 1)
 
@@ -78,86 +84,180 @@ def shape_vocal_magnitude(vocals: torch.Tensor, mixture: torch.Tensor, rule: str
     return vocals
 
 
-@torch.no_grad()
-def separate_vocals(
-    model: nn.Module,
-    mixture: torch.Tensor,
-    *,
-    batch_size: int = 16,
-    block_frames: int = 2560,
-    margin_frames: int = 40,
-    phase_iterations: int = 1,
-    edge_truncation: bool = False,
-    accompaniment: str = "residual",
-    ratio_exponent: float = 1.0,
-    band_limit_hz: float | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    **inference,
-) -> torch.Tensor:
-    """Vocal estimate of a mono mixture.
+@dataclass(frozen=True)
+class SequenceGrid:
+    """Where a model's sequences lie on a track of ``n_frames`` frames (MAD-SPEC §1 "Sequencing").
 
-    Args:
-        model: a separation model (see module docstring), in eval mode, on the device to use.
-        mixture: (S,) float mono signal at the model's rate.
-        batch_size: sequences per model call (with ``stop_rule="batch"`` this decides which sequences stop
-            together, as in the released code; with ``"sequence"`` the result does not depend on it).
-        block_frames: estimated frames per block, rounded to whole sequences (bounds memory; 2560 frames are about
-            22 s at MaD's hop).
-        margin_frames: extra frames on each side of a block used only by phase refinement.
-        phase_iterations: 10 = the released code's Griffin-Lim-like loop from the mixture phase; 1 = mixture phase.
-        edge_truncation: reproduce the released code's test-time coverage (spec §13.16): the sequence grid starts at
-            frame 0, so the first L frames are never estimated (zero vocals), and trailing sequences are dropped to a
-            multiple of ``batch_size`` (zero vocals there too). Off by default: every frame is estimated.
-        accompaniment, ratio_exponent: the stem rule (:func:`shape_vocal_magnitude`): ``"residual"`` (released) or
-            ``"ratio"``.
-        band_limit_hz: above this frequency the vocal estimate is zero, so everything there goes to the
-            accompaniment (None or 0 = full band; a model trained on 16-kHz audio never saw content above 8 kHz).
-        progress: called as ``progress(done_sequences, total_sequences)``.
-        **inference: forwarded to ``model.estimate`` (e.g. ``n_iter``, ``tau``, ``stop_rule``).
-
-    Returns:
-        (S,) vocal estimate on the mixture's device. Accompaniment = mixture - vocals (MAD-SPEC §7.5) in the time
-        domain under every rule, so the two stems always sum to the mixture.
+    Sequence k reads frames ``[offset + k * step - L, offset + (k + 1) * step + L)`` and estimates its central
+    ``step = T - 2L`` frames ``[offset + k * step, offset + (k + 1) * step)``; frames outside ``[0, n_frames)`` are
+    zeros. Suite default: ``offset = 0`` and enough sequences to estimate every frame. Released coverage
+    (``edge_truncation``, §13.16): ``offset = L`` and the count cut to a multiple of the batch size.
     """
-    if accompaniment not in ACCOMPANIMENT_RULES:
-        raise ValueError(f"accompaniment rule must be one of {ACCOMPANIMENT_RULES}, got {accompaniment!r}")
-    stft, ctx = model.stft, model.context
-    step = model.seq_len - 2 * ctx
-    device = next(model.parameters()).device
-    n_samples = mixture.shape[-1]
-    signal = mixture.to(device=device, dtype=torch.float32)
-    n_frames = stft.n_frames(n_samples)
+
+    seq_len: int
+    context: int
+    n_frames: int
+    offset: int
+    n_seq: int
+
+    @property
+    def step(self) -> int:
+        return self.seq_len - 2 * self.context
+
+    def input_frames(self, k0: int, k1: int) -> tuple[int, int]:
+        """Frames read by sequences ``k0 .. k1 - 1``."""
+        return self.offset + k0 * self.step - self.context, self.offset + k1 * self.step + self.context
+
+    def output_frames(self, k0: int, k1: int) -> tuple[int, int]:
+        """Frames estimated by sequences ``k0 .. k1 - 1`` (cut at the last frame of the track)."""
+        return self.offset + k0 * self.step, min(self.offset + k1 * self.step, self.n_frames)
+
+
+def sequence_grid(model: nn.Module, n_frames: int, edge_truncation: bool = False, batch_size: int = 16) -> SequenceGrid:
+    """The sequence grid of ``model`` over ``n_frames`` frames (see :class:`SequenceGrid`)."""
+    ctx, step = model.context, model.seq_len - 2 * model.context
     if edge_truncation:
-        offset = ctx  # first estimated frame
         padded_count = (n_frames // step + 1) * step  # [code:mss]: pad to a multiple of the stride (+1 stride)
         n_seq = (padded_count // step - 1) // batch_size * batch_size
-    else:
-        offset, n_seq = 0, math.ceil(n_frames / step)
-    out = signal.new_zeros(stft.segment_length(max(n_frames, 1)))  # overlap-add buffer in padded coordinates
-    block_sequences = max(1, block_frames // step)
-    margin = math.ceil(margin_frames / step) if phase_iterations > 1 else 0
-    for k0 in range(0, n_seq, block_sequences):
-        k1 = min(n_seq, k0 + block_sequences)
-        ka, kb = max(0, k0 - margin), min(n_seq, k1 + margin)
-        # input frames of sequences ka..kb-1: [offset + ka*step - L, offset + kb*step + L)
-        spec = _frames(model, signal, offset + ka * step - ctx, offset + kb * step + ctx, n_frames)
-        mag = spec.abs()
-        # (frames, N) -> (kb - ka, N, T) -> (kb - ka, T, N)
-        seqs = mag.unfold(0, model.seq_len, step).transpose(1, 2)
-        est = torch.cat([model.estimate(seqs[i : i + batch_size], **inference)
-                         for i in range(0, seqs.shape[0], batch_size)])
-        # (kb - ka, T', N) -> (frames, N) for frames [offset + ka*step, offset + kb*step), cut at the last frame
-        est = est.reshape(-1, stft.n_bins)
-        f_a, f_b = offset + ka * step, min(offset + kb * step, n_frames)
-        est = est[: f_b - f_a]
-        est = shape_vocal_magnitude(est, mag[ctx : ctx + f_b - f_a], accompaniment, ratio_exponent,
-                                    band_bin(stft, band_limit_hz))
-        phase = torch.polar(torch.ones_like(mag), torch.angle(spec))[ctx : ctx + f_b - f_a]
-        voc_spec = refine_phase(stft, est, phase, phase_iterations)
-        keep0, keep1 = offset + k0 * step, min(offset + k1 * step, n_frames)
-        block = stft.overlap_add(voc_spec[keep0 - f_a : keep1 - f_a])
-        start = keep0 * stft.hop
-        out[start : start + block.shape[-1]] += block
-        if progress is not None:
-            progress(k1, n_seq)
-    return out[stft.pad : stft.pad + n_samples].to(mixture.device)
+        return SequenceGrid(model.seq_len, ctx, n_frames, ctx, n_seq)
+    return SequenceGrid(model.seq_len, ctx, n_frames, 0, math.ceil(n_frames / step))
+
+
+def to_sequences(frames: torch.Tensor, grid: SequenceGrid) -> torch.Tensor:
+    """Frames of :meth:`SequenceGrid.input_frames` -> sequences: (F, N) -> (n, T, N) (stride ``step``)."""
+    # (F, N) -> (n, N, T) -> (n, T, N)
+    return frames.unfold(0, grid.seq_len, grid.step).transpose(1, 2)
+
+
+def track_sequences(model: nn.Module, signal: torch.Tensor) -> torch.Tensor:
+    """Magnitude sequences of a whole track on the separator's grid: (S,) -> (n_seq, T, N).
+
+    The whole-track validation loss and the separator read exactly these sequences.
+    """
+    n_frames = model.stft.n_frames(signal.shape[-1])
+    grid = sequence_grid(model, n_frames)
+    return to_sequences(frames_between(model, signal, *grid.input_frames(0, grid.n_seq), n_frames).abs(), grid)
+
+
+class Separator:
+    """A model and its inference settings; separates whole tracks block by block with bounded memory.
+
+    Args:
+        model: a :class:`~lightning_mad.models.base.SeparationModel` (put in eval mode here), on its device.
+        settings: stored settings (a checkpoint's or release file's), then ``overrides`` (the user's), both
+            :class:`InferenceSettings` or mappings; ``None`` values mean "the model's default". Unknown names are
+            a :class:`~lightning_mad.errors.ConfigError`; model settings the model does not use are reported once
+            and ignored (:func:`~lightning_mad.inference.settings.resolve`).
+        margin_frames: extra frames on each side of a block used only by phase refinement.
+
+    ``separator.settings`` are the resolved settings (every separator setting set).
+    """
+
+    def __init__(self, model: nn.Module, settings: InferenceSettings | Mapping | None = None,
+                 overrides: InferenceSettings | Mapping | None = None, *, margin_frames: int = 40):
+        self.model = model
+        self.settings = resolve(model, settings, overrides)
+        self.margin_frames = margin_frames
+
+    def with_settings(self, **overrides) -> "Separator":
+        """A separator of the same model with some settings replaced."""
+        return Separator(self.model, self.settings, overrides, margin_frames=self.margin_frames)
+
+    @property
+    def model_settings(self) -> dict:
+        """The keyword arguments of ``model.estimate``."""
+        return {k: getattr(self.settings, k) for k in getattr(self.model, "inference_settings", ())
+                if getattr(self.settings, k) is not None}
+
+    def grid(self, n_samples: int) -> SequenceGrid:
+        s = self.settings
+        return sequence_grid(self.model, self.model.stft.n_frames(n_samples), bool(s.edge_truncation), s.batch_size)
+
+    def estimated_span(self, n_samples: int) -> tuple[int, int]:
+        """Samples ``[start, stop)`` whose frames are estimated: the whole track, or with ``edge_truncation`` the
+        released test code's span (L·hop samples dropped at the start, the signal cut after the last estimated
+        frame; evaluation trims the estimates and the references to it, MAD-SPEC §7 step 4)."""
+        if not self.settings.edge_truncation:
+            return 0, n_samples
+        grid, hop = self.grid(n_samples), self.model.stft.hop
+        first, last = grid.output_frames(0, grid.n_seq)
+        return min(first * hop, n_samples), min(max(last, first) * hop, n_samples)
+
+    @torch.no_grad()
+    def vocals(self, mixture: torch.Tensor, progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+        """Vocal estimate of a mono mixture: (S,) float signal at the model's rate -> (S,) on its device.
+
+        Accompaniment = mixture - vocals (MAD-SPEC §7.5) in the time domain under every stem rule, so the stems
+        always sum to the mixture. ``progress(done_sequences, total_sequences)`` is called after each block.
+        """
+        model, s = self.model, self.settings
+        model.eval()
+        stft = model.stft
+        device = next(model.parameters()).device
+        n_samples = mixture.shape[-1]
+        signal = mixture.to(device=device, dtype=torch.float32)
+        n_frames = stft.n_frames(n_samples)
+        grid = self.grid(n_samples)
+        ctx, step, n_seq = grid.context, grid.step, grid.n_seq
+        out = signal.new_zeros(stft.segment_length(max(n_frames, 1)))  # overlap-add buffer, padded coordinates
+        block_sequences = max(1, s.block_frames // step)
+        margin = math.ceil(self.margin_frames / step) if s.phase_iterations > 1 else 0
+        first_zero_bin = band_bin(stft, s.band_limit_hz)
+        estimate_kwargs = self.model_settings
+        for k0 in range(0, n_seq, block_sequences):
+            k1 = min(n_seq, k0 + block_sequences)
+            ka, kb = max(0, k0 - margin), min(n_seq, k1 + margin)
+            spec = frames_between(model, signal, *grid.input_frames(ka, kb), n_frames)
+            mag = spec.abs()
+            seqs = to_sequences(mag, grid)  # (kb - ka, T, N)
+            est = torch.cat([model.estimate(seqs[i : i + s.batch_size], **estimate_kwargs)
+                             for i in range(0, seqs.shape[0], s.batch_size)])
+            # (kb - ka, T', N) -> (frames, N) for the output frames of sequences ka..kb-1
+            est = est.reshape(-1, stft.n_bins)
+            f_a, f_b = grid.output_frames(ka, kb)
+            est = est[: f_b - f_a]
+            est = shape_vocal_magnitude(est, mag[ctx : ctx + f_b - f_a], s.accompaniment, s.ratio_exponent,
+                                        first_zero_bin)
+            phase = torch.polar(torch.ones_like(mag), torch.angle(spec))[ctx : ctx + f_b - f_a]
+            voc_spec = refine_phase(stft, est, phase, s.phase_iterations)
+            keep0, keep1 = grid.output_frames(k0, k1)
+            block = stft.overlap_add(voc_spec[keep0 - f_a : keep1 - f_a])
+            start = keep0 * stft.hop
+            out[start : start + block.shape[-1]] += block
+            if progress is not None:
+                progress(k1, n_seq)
+        return out[stft.pad : stft.pad + n_samples].to(mixture.device)
+
+    def separate(self, audio, *, downmix: bool = False, progress=None) -> dict:
+        """Separate audio at the model's rate (44.1 kHz).
+
+        Args:
+            audio: (channels, samples) or (samples,) float array or tensor.
+            downmix: separate the mono downmix 0.5 (L + R) instead of each channel (the default, as the authors'
+                SiSEC 2018 entry did for stereo).
+
+        Returns:
+            ``{"vocals", "accompaniment"}`` float32 numpy arrays shaped like the (possibly downmixed) input, with
+            vocals + accompaniment == input up to float rounding, and ``"span"``: the samples whose frames were
+            estimated (:meth:`estimated_span`).
+        """
+        x = audio.detach().cpu().numpy() if hasattr(audio, "detach") else audio
+        x = np.asarray(x, dtype=np.float32)
+        mono_input = x.ndim == 1
+        x = x[None] if mono_input else x
+        if downmix and x.shape[0] > 1:
+            x = x.mean(axis=0, keepdims=True)
+        device = next(self.model.parameters()).device
+        vocals = np.stack([self.vocals(torch.from_numpy(np.ascontiguousarray(ch)).to(device), progress)
+                           .cpu().numpy() for ch in x])
+        accompaniment = x - vocals
+        if mono_input:
+            vocals, accompaniment = vocals[0], accompaniment[0]
+        return {"vocals": vocals, "accompaniment": accompaniment, "span": self.estimated_span(x.shape[-1])}
+
+
+def separate_vocals(model: nn.Module, mixture: torch.Tensor, *, progress: Callable[[int, int], None] | None = None,
+                    margin_frames: int = 40, **settings) -> torch.Tensor:
+    """Vocal estimate of a mono mixture with the model's default settings and ``settings`` (names of
+    :class:`InferenceSettings`) on top: ``Separator(model, overrides=settings).vocals(mixture)``."""
+    return Separator(model, overrides=settings, margin_frames=margin_frames).vocals(mixture, progress)

@@ -9,6 +9,7 @@ from torch import nn
 
 from lightning_mad.models.comparators import CHA, GRA, MIMDWF, MIMHW
 from lightning_mad.models.mad import MaD
+from lightning_mad.models.twinnet import MaDTwinNet
 
 # A small MaD with the same code at small sizes: fast tests, the CLI without trained weights.
 TINY_MAD = dict(n_bins=129, enc_bins=32, win_length=129, n_fft=256, hop=64, seq_len=12, context=2)
@@ -19,7 +20,8 @@ TINY_MIM_HW = dict(n_bins=129, win_length=129, n_fft=256, hop=64)
 TINY_CHA = dict(n_bins=65, win_length=128, n_fft=128, hop=64, seq_len=10, context=2, n_filters=8, bottleneck=16)
 TINY_GRA = dict(n_bins=65, win_length=128, n_fft=128, hop=32, context=2, n_hidden=32)
 
-MODEL_CLASSES: dict[str, type[nn.Module]] = {"mad": MaD, "gra": GRA, "mim_hw": MIMHW, "cha": CHA, "mim_dwf": MIMDWF}
+MODEL_CLASSES: dict[str, type[nn.Module]] = {"mad": MaD, "gra": GRA, "mim_hw": MIMHW, "cha": CHA, "mim_dwf": MIMDWF,
+                                             "mad_twinnet": MaDTwinNet}
 
 MODEL_PRESETS: dict[str, tuple[str, dict]] = {
     "gru_ris_l": ("mad", dict(decoder="ris")),
@@ -27,6 +29,9 @@ MODEL_PRESETS: dict[str, tuple[str, dict]] = {
     "gru_nri": ("mad", dict(decoder="nri")),
     "tiny": ("mad", dict(decoder="ris", **TINY_MAD)),
     "tiny_nri": ("mad", dict(decoder="nri", **TINY_MAD)),
+    # MaD TwinNet (MAD-SPEC §10): the training network; its inference model (and release file) is a plain MaD
+    "mad_twinnet": ("mad_twinnet", {}),
+    "tiny_twinnet": ("mad_twinnet", dict(TINY_MAD)),
     # comparators of the poster (MAD-SPEC §11-§12); MIM-DWF+ = MIM-DWF trained with MedleyDB added (data preset)
     "gra": ("gra", {}),
     "mim_hw": ("mim_hw", {}),

@@ -7,13 +7,13 @@ one pass). Recurrent-inference settings (``n_iter``, ``tau``, ``stop_rule``) are
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lightning_mad.dsp.stft import STFT
+from lightning_mad.models.base import SeparationModel
 from lightning_mad.models.recurrent import ResidualBiGRUEncoder, init_gru_, recurrent_inference
 
 
@@ -23,6 +23,20 @@ def dense(n_in: int, n_out: int) -> nn.Linear:
     nn.init.xavier_normal_(layer.weight)
     nn.init.zeros_(layer.bias)
     return layer
+
+
+def skip_filter(mask: torch.Tensor, mixture: torch.Tensor, context: int) -> torch.Tensor:
+    """The skip-filtering connection (MAD-SPEC §2 step 7, [code:mss]): the masker's output is the mask applied to
+    the network's own *input*, so the network learns a filter of the mixture rather than the voice itself.
+
+    ``V' = M * X[:, L : T - L, :]``: the mask ``M`` (B, T - 2L, N), computed from the encoder's view of the lowest
+    F bins only, multiplies **all** N bins of the mixture magnitude that the network was given (the input itself,
+    so clipped to [0, 1] in training when the released code's ``clip_input`` is on, §13.2), over its central
+    T - 2L frames (L = ``context``). The denoiser applies the same connection to the masker's estimate.
+    Shapes: mask (B, T', N), mixture (B, T, N) -> (B, T', N).
+    """
+    n_steps = mixture.shape[1]
+    return mask * mixture[:, context : n_steps - context]
 
 
 @dataclass
@@ -66,7 +80,9 @@ class Masker(nn.Module):
         self.mask = dense(hidden, cfg.n_bins)  # weight (N, H): its main diagonal is the L1-penalised one
 
     def forward(self, x: torch.Tensor, n_iter: int, tau: float, stop_rule: str) -> dict[str, torch.Tensor]:
-        """Shapes: x (B, T, N) mixture magnitude -> masker estimate (B, T', N), mask (B, T', N), passes (B,)."""
+        """Shapes: x (B, T, N) mixture magnitude -> masker estimate (B, T', N), mask (B, T', N), passes (B,),
+        and the states the mask comes from, ``h_enc`` (B, T', 2F) and ``h_dec`` (B, T', H) (read by MaD TwinNet's
+        training-only twin, :mod:`lightning_mad.models.twinnet`)."""
         ctx, f = self.cfg.context, self.cfg.enc_bins
         n_steps = x.shape[1]
         h_enc = self.encoder(x[..., :f])[:, ctx : n_steps - ctx]  # (B, T', 2F)
@@ -75,7 +91,7 @@ class Masker(nn.Module):
             n_iter = 0
         h_dec, passes = recurrent_inference(self.decoder, h_enc, n_iter, tau, stop_rule, residual)
         mask = F.relu(self.mask(h_dec))  # (B, T', N)
-        return {"masker": mask * x[:, ctx : n_steps - ctx], "mask": mask, "passes": passes}
+        return {"masker": skip_filter(mask, x, ctx), "mask": mask, "passes": passes, "h_enc": h_enc, "h_dec": h_dec}
 
 
 class Denoiser(nn.Module):
@@ -88,33 +104,35 @@ class Denoiser(nn.Module):
 
     def forward(self, v: torch.Tensor) -> torch.Tensor:
         """(B, T', N) masker estimate -> (B, T', N) denoised estimate."""
-        return F.relu(self.decoder(F.relu(self.encoder(v)))) * v
+        return F.relu(self.decoder(F.relu(self.encoder(v)))) * v  # skip-filtering of the masker's estimate
 
 
-class MaD(nn.Module):
+class MaD(SeparationModel):
     """Masker-Denoiser. ``forward`` maps mixture-magnitude sequences to voice-magnitude estimates.
 
-    Separation-model interface shared by every model of the suite (used by
-    :mod:`lightning_mad.inference.separator`): ``stft``, ``seq_len`` (T), ``context`` (L) and
-    ``estimate(x, **inference) -> (B, T - 2L, N)`` vocal magnitudes.
+    Separation contract: :class:`~lightning_mad.models.base.SeparationModel`. With the 2F decoder (GRU-RIS) it
+    uses the recurrent-inference settings ``n_iter``, ``tau``, ``stop_rule``; GRU-NRI (one pass) uses none.
     """
 
+    config_class = MaDConfig
+    # family defaults: GRU-RIS-l's recurrent inference (iter 10, tau 1e-3) with per-sequence stopping; the
+    # released code's rules (stop_rule batch, the 10-pass phase loop) come with fidelity=released_code
+    inference_defaults = {"n_iter": 10, "tau": 1e-3, "stop_rule": "sequence"}
+
     def __init__(self, **kwargs):
-        super().__init__()
-        self.cfg = MaDConfig(**kwargs)
+        super().__init__(**kwargs)
         c = self.cfg
-        self.stft = STFT(c.win_length, c.n_fft, c.hop, "hamming", True, "sqrt_nfft", c.pad_hops)
-        if self.stft.n_bins != c.n_bins:
-            raise ValueError(f"n_fft {c.n_fft} gives {self.stft.n_bins} bins, config says n_bins={c.n_bins}")
+        self.stft = self.build_stft("hamming", True, "sqrt_nfft")
         self.masker = Masker(c)
         self.denoiser = Denoiser(c.n_bins, c.denoiser_bins)
 
-    seq_len = property(lambda self: self.cfg.seq_len)
-    context = property(lambda self: self.cfg.context)
+    @property
+    def inference_settings(self) -> tuple[str, ...]:
+        return ("n_iter", "tau", "stop_rule") if self.cfg.decoder == "ris" else ()
 
-    def config(self) -> dict:
-        """Constructor kwargs as a plain dict (``MaD(**model.config())`` rebuilds the architecture)."""
-        return asdict(self.cfg)
+    @property
+    def variant(self) -> str:
+        return "GRU-RIS" if self.cfg.decoder == "ris" else "GRU-NRI, one decoder pass"
 
     def forward(
         self, x: torch.Tensor, n_iter: int = 10, tau: float = 1e-3, stop_rule: str = "sequence"
@@ -127,14 +145,15 @@ class MaD(nn.Module):
 
         Returns:
             dict with ``vocals`` (B, T', N) denoiser output, ``masker`` (B, T', N) masker output, ``mask``
-            (B, T', N) the mask layer's output and ``passes`` (B,) decoder passes run.
+            (B, T', N) the mask layer's output, ``passes`` (B,) decoder passes run, and the masker's states
+            ``h_enc`` (B, T', 2F) and ``h_dec`` (B, T', H) (the decoder's last pass).
         """
         out = self.masker(x, n_iter, tau, stop_rule)
         out["vocals"] = self.denoiser(out["masker"])
         return out
 
     @torch.no_grad()
-    def estimate(self, x: torch.Tensor, n_iter: int = 10, tau: float = 1e-3, stop_rule: str = "sequence",
-                 **_: object) -> torch.Tensor:
+    def estimate(self, x: torch.Tensor, n_iter: int = 10, tau: float = 1e-3,
+                 stop_rule: str = "sequence") -> torch.Tensor:
         """Inference: (B, T, N) mixture magnitudes -> (B, T', N) vocal magnitudes."""
         return self.forward(x, n_iter, tau, stop_rule)["vocals"]

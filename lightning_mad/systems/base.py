@@ -1,14 +1,16 @@
 """The shared LightningModule: optimiser, excerpt geometry, whole-track validation, logging and non-finite checks.
 
 A subclass only says how a batch of magnitude sequences becomes a loss (``sequence_loss``). Every model of the suite
-has the separation interface of :class:`lightning_mad.models.mad.MaD` (``stft``, ``seq_len``, ``context``), so
-excerpt lengths and whole-track sequencing are derived from the model here, once.
+is a :class:`~lightning_mad.models.base.SeparationModel` (``stft``, ``seq_len``, ``context``), so excerpt lengths
+are derived from the model here, once, and whole tracks are sequenced on the separator's grid
+(:func:`lightning_mad.inference.separator.track_sequences`).
 """
 from __future__ import annotations
 
 import torch
 import pytorch_lightning as pl
 
+from lightning_mad.inference.separator import Separator, track_sequences
 from lightning_mad.models import model_from_config
 
 
@@ -23,9 +25,10 @@ class NonFiniteLossError(RuntimeError):
 class SeparationSystem(pl.LightningModule):
     """Args (all plain dicts/values, stored as hyperparameters so checkpoints load with ``weights_only=True``):
         model_class: key of :data:`lightning_mad.models.MODEL_CLASSES`; model_kwargs: its constructor kwargs.
-        loss: loss settings of the subclass; optim: ``lr`` (Adam); train_inference: inference settings used inside
-        the training step; inference: default separation settings stored for later use (and used by the
-        validation metric); validation: ``{metric, max_seconds}`` of the validation metric ``val/sdr_vocals``.
+        loss: loss settings of the subclass; optim: ``lr`` (Adam); train_inference: recurrent-inference settings
+        of the training step (None = the model's default); inference: separation settings
+        (:class:`~lightning_mad.inference.settings.InferenceSettings` names) stored for later use and used by the
+        validation metric; validation: ``{metric, max_seconds}`` of the validation metric ``val/sdr_vocals``.
     """
 
     VALIDATION_CHUNK = 64  # sequences per forward pass in whole-track validation
@@ -53,14 +56,8 @@ class SeparationSystem(pl.LightningModule):
         return self.model.stft.frames(audio).abs()
 
     def track_sequences(self, audio: torch.Tensor) -> torch.Tensor:
-        """Whole-track sequences for validation: (S,) -> (n_seq, T, N), stride T - 2L, zero frames at the end."""
-        mag = self.magnitudes(audio)
-        step, n_steps = self.model.seq_len - 2 * self.model.context, self.model.seq_len
-        n_seq = max(1, -(-(mag.shape[0] - n_steps) // step) + 1)
-        missing = (n_seq - 1) * step + n_steps - mag.shape[0]
-        mag = torch.nn.functional.pad(mag, (0, 0, 0, max(0, missing)))
-        # (frames, N) -> (n_seq, N, T) -> (n_seq, T, N)
-        return mag.unfold(0, n_steps, step).transpose(1, 2)[:n_seq]
+        """Whole-track sequences for validation, on the separator's grid: (S,) -> (n_seq, T, N)."""
+        return track_sequences(self.model, audio)
 
     def sequence_loss(self, seqs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Loss of a batch of magnitude sequences ``{"mixture": (B, T, N), "vocals": ..., ...}``."""
@@ -96,20 +93,24 @@ class SeparationSystem(pl.LightningModule):
             total = total + loss * min(size, n_seq - i)
         return total / n_seq
 
+    def separator(self, **overrides) -> Separator:
+        """The whole-track separator of this model with the stored inference settings and ``overrides``."""
+        return Separator(self.model, self.hparams.get("inference"), overrides)
+
     def separation_scores(self, batch: dict) -> dict[str, float]:
-        """Quality of one whole validation clip through the whole-track separator that evaluation uses (mixture
-        phase, the stored inference settings): ``{"sdr_vocals", "sdr_accompaniment"}`` in dB, metric and clip length
-        from the ``validation`` hyperparameters (global SDR of the first 30 s by default)."""
+        """Quality of one whole validation clip through the separator that evaluation uses (mixture phase, every
+        frame estimated, the stored settings otherwise): ``{"sdr_vocals", "sdr_accompaniment"}`` in dB, metric and
+        clip length from the ``validation`` hyperparameters (global SDR of the first 30 s by default)."""
         from lightning_mad.evaluation.signal_metrics import METRICS
-        from lightning_mad.inference.api import INFERENCE_KEYS
-        from lightning_mad.inference.separator import separate_vocals
 
         cfg = {"metric": "sdr", "max_seconds": 30.0, **(self.hparams.get("validation") or {})}
         n = batch["mixture"].shape[-1] if cfg["max_seconds"] is None else int(cfg["max_seconds"] * 44100)
         mixture = batch["mixture"][0, :n]
-        settings = {k: v for k, v in (self.hparams.inference or {}).items()
-                    if k in INFERENCE_KEYS and k not in ("phase_iterations", "edge_truncation")}
-        vocals = separate_vocals(self.model, mixture, phase_iterations=1, **settings)
+        was_training = self.model.training
+        try:
+            vocals = self.separator(phase_iterations=1, edge_truncation=False).vocals(mixture)
+        finally:
+            self.model.train(was_training)
         metric = METRICS[cfg["metric"]]
         ref_v, ref_a = batch["vocals"][0, :n].cpu().numpy(), batch["accompaniment"][0, :n].cpu().numpy()
         est_v = vocals.cpu().numpy()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from lightning_mad.inference.settings import resolve
 from lightning_mad.losses import generalized_kl, training_target
 from lightning_mad.systems.base import SeparationSystem
 
@@ -36,16 +37,27 @@ def mad_objective(out: dict, target: torch.Tensor, model, loss_cfg: dict) -> tup
 class MaDSystem(SeparationSystem):
     """MaD (GRU-NRI, GRU-RIS-s, GRU-RIS-l) training: target, input clipping and the objective of §5."""
 
+    @property
+    def training_inference(self):
+        """Recurrent inference of the training step: the model's defaults under ``train_inference``."""
+        if getattr(self, "_training_inference", None) is None:
+            self._training_inference = resolve(self.model, self.hparams.train_inference, report=False)
+        return self._training_inference
+
     def sequence_loss(self, seqs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
-        loss_cfg, ri = self.hparams.loss, self.hparams.train_inference
+        loss_cfg = self.hparams.loss
+        ri = self.training_inference
         ctx = self.model.context
         mix = seqs["mixture"]
         if loss_cfg.get("clip_input", True):
             mix = mix.clamp(0.0, 1.0)
-        out = self.model(mix, n_iter=ri.get("n_iter", 10), tau=ri.get("tau", 1e-3),
-                         stop_rule=ri.get("stop_rule", "sequence"))
+        out = self.model(mix, n_iter=ri.n_iter or 0, tau=ri.tau or 0.0, stop_rule=ri.stop_rule or "sequence")
         centre = slice(ctx, seqs["mixture"].shape[1] - ctx)
         # target from the unclipped magnitudes of the central frames (spec §1 step 4)
         target = training_target(loss_cfg.get("target", "released_irm"), seqs["mixture"][:, centre],
                                  seqs["vocals"][:, centre])
-        return mad_objective(out, target, self.model, loss_cfg)
+        return self.objective(out, target)
+
+    def objective(self, out: dict, target: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """Loss of a forward output against the (B, T', N) target (MaD: :func:`mad_objective`)."""
+        return mad_objective(out, target, self.model, self.hparams.loss)

@@ -37,13 +37,13 @@ Deviations:
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lightning_mad.dsp.stft import STFT
+from lightning_mad.models.base import SeparationModel
 
 #: names of the network's output channels, in order
 SOURCES = {4: ("vocals", "bass", "drums", "other"), 2: ("vocals", "accompaniment")}
@@ -77,20 +77,21 @@ class CHAConfig:
     pad_hops: int | None = None
 
 
-class CHA(nn.Module):
+class CHA(SeparationModel):
     """DeepConvSep CNN with tied transposed convolutions and soft masks; see the module docstring."""
 
+    config_class = CHAConfig
+    inference_defaults = {"batch_size": 32, "block_frames": 3072}  # small models: large batches
+
     def __init__(self, **kwargs):
-        super().__init__()
-        self.cfg = c = CHAConfig(**kwargs)
+        super().__init__(**kwargs)
+        c = self.cfg
         if c.n_sources not in SOURCES:
             raise ValueError(f"n_sources must be 4 (vocals, bass, drums, other) or 2 (vocals, accompaniment), "
                              f"got {c.n_sources}")
         if c.seq_len - 2 * c.context < 1:
             raise ValueError(f"seq_len {c.seq_len} leaves no frame after dropping context {c.context} at each end")
-        self.stft = STFT(c.win_length, c.n_fft, c.hop, "blackmanharris", True, "sqrt_nfft", c.pad_hops)
-        if self.stft.n_bins != c.n_bins:
-            raise ValueError(f"n_fft {c.n_fft} gives {self.stft.n_bins} bins, config says n_bins={c.n_bins}")
+        self.stft = self.build_stft("blackmanharris", True, "sqrt_nfft")
         t_filter = c.time_filter or c.seq_len // 2
         self.map_shape = (c.n_filters, c.seq_len - t_filter + 1, 1)  # (50, 16, 1)
         n_map = c.n_filters * self.map_shape[1]
@@ -109,13 +110,7 @@ class CHA(nn.Module):
         self.branches = nn.ModuleList([_lasagne_dense(c.bottleneck, n_map) for _ in range(n_dense)])
         self.output_bias = nn.Parameter(torch.zeros(c.n_sources))
 
-    seq_len = property(lambda self: self.cfg.seq_len)
-    context = property(lambda self: self.cfg.context)
     sources = property(lambda self: SOURCES[self.cfg.n_sources])
-
-    def config(self) -> dict:
-        """Constructor kwargs as a plain dict."""
-        return asdict(self.cfg)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Args: x (B, T, N) mixture magnitudes (unscaled; ``scale_factor`` is applied inside).
@@ -145,7 +140,7 @@ class CHA(nn.Module):
         return {"masks": masks, "sources": masks * x.unsqueeze(1), "outputs": y - c.eps}
 
     @torch.no_grad()
-    def estimate(self, x: torch.Tensor, **_: object) -> torch.Tensor:
+    def estimate(self, x: torch.Tensor) -> torch.Tensor:
         """Inference: (B, T, N) mixture magnitudes -> (B, T - 2L, N) vocal magnitudes ``m_vocals * |X|``."""
         ctx = self.cfg.context
         return self.forward(x)["sources"][:, 0, ctx : x.shape[1] - ctx]

@@ -47,12 +47,12 @@ MAD-SPEC §12; everything below is our choice):
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from lightning_mad.dsp.stft import STFT
+from lightning_mad.models.base import SeparationModel
 
 #: output activation of each member kind
 MEMBER_KINDS = {"binary_mask": "sigmoid", "soft_mask": "sigmoid", "source_mask": "sigmoid",
@@ -98,12 +98,15 @@ class GRAConfig:
     pad_hops: int | None = None
 
 
-class GRA(nn.Module):
+class GRA(SeparationModel):
     """Frame-wise DNN separator(s) with context; see the module docstring for the members and assumptions."""
 
+    config_class = GRAConfig
+    inference_defaults = {"batch_size": 512, "block_frames": 4096}  # small models: large batches
+
     def __init__(self, **kwargs):
-        super().__init__()
-        self.cfg = c = GRAConfig(**kwargs)
+        super().__init__(**kwargs)
+        c = self.cfg
         c.members = list(c.members)
         unknown = [m for m in c.members if m not in MEMBER_KINDS]
         if not c.members or unknown:
@@ -112,21 +115,14 @@ class GRA(nn.Module):
             raise ValueError(f"members must be distinct, got {c.members!r}")
         if c.combine not in ("mean", "dnn"):
             raise ValueError(f"combine must be 'mean' or 'dnn', got {c.combine!r}")
-        self.stft = STFT(c.win_length, c.n_fft, c.hop, "hann", False, "sqrt_nfft", c.pad_hops)
-        if self.stft.n_bins != c.n_bins:
-            raise ValueError(f"n_fft {c.n_fft} gives {self.stft.n_bins} bins, config says n_bins={c.n_bins}")
+        self.stft = self.build_stft("hann", False, "sqrt_nfft")
         n_in = self.seq_len * c.n_bins
         self.nets = nn.ModuleDict({m: DNN(n_in, c.n_hidden, c.n_layers, 2 * c.n_bins, MEMBER_KINDS[m])
                                    for m in c.members})
         self.combiner = (DNN(len(c.members) * c.n_bins, c.n_hidden, c.n_layers, c.n_bins, "sigmoid")
                          if c.combine == "dnn" else None)
 
-    seq_len = property(lambda self: 2 * self.cfg.context + 1)
-    context = property(lambda self: self.cfg.context)
-
-    def config(self) -> dict:
-        """Constructor kwargs as a plain dict."""
-        return asdict(self.cfg)
+    seq_len = property(lambda self: 2 * self.cfg.context + 1)  # one centre frame and L frames each side
 
     def member_mask(self, kind: str, out: torch.Tensor) -> torch.Tensor:
         """Voice mask of a member at separation from its outputs (B, 2, N) -> (B, N), in [0, 1]."""
@@ -160,6 +156,6 @@ class GRA(nn.Module):
         return result
 
     @torch.no_grad()
-    def estimate(self, x: torch.Tensor, **_: object) -> torch.Tensor:
+    def estimate(self, x: torch.Tensor) -> torch.Tensor:
         """Inference: (B, 2L + 1, N) mixture magnitudes -> (B, 1, N) vocal magnitudes (mask * |X|)."""
         return self.forward(x)["vocals"]

@@ -35,12 +35,12 @@ gradient clipping, checkpoint selection) are documented in :mod:`lightning_mad.s
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from lightning_mad.dsp.stft import STFT
+from lightning_mad.models.base import SeparationModel
 from lightning_mad.models.comparators.mim_hw import Highway
 from lightning_mad.models.wiener import generalized_wiener_mask
 
@@ -157,32 +157,28 @@ class MIMDWFConfig:
     post_filter: str = "wiener"  # "wiener" (GRU-DWF) | "binary" (GRU-DBM) | "none" (voice model output alone)
 
 
-class MIMDWF(nn.Module):
+class MIMDWF(SeparationModel):
     """Voice and background :class:`SkipFilterGRU` models plus the generalised Wiener post-filter.
 
-    Separation interface of :class:`lightning_mad.models.mad.MaD` (``stft``, ``seq_len``, ``context``,
-    ``estimate``); see the module docstring for the architecture, the parameter counts and the init.
+    Separation contract: :class:`~lightning_mad.models.base.SeparationModel`; see the module docstring for the
+    architecture, the parameter counts and the init.
     """
 
+    config_class = MIMDWFConfig
+    inference_defaults = {"batch_size": 16}
+    inference_settings = ("wiener_alpha",)  # None = the config's exponent
+
     def __init__(self, **kwargs):
-        super().__init__()
-        self.cfg = c = MIMDWFConfig(**kwargs)
+        super().__init__(**kwargs)
+        c = self.cfg
         if c.post_filter not in ("wiener", "binary", "none"):
             raise ValueError(f"post_filter must be 'wiener', 'binary' or 'none', got {c.post_filter!r}")
         if c.seq_len - 2 * c.context < 1:
             raise ValueError(f"seq_len {c.seq_len} leaves no frame after dropping context {c.context} at each end")
-        self.stft = STFT(c.win_length, c.n_fft, c.hop, "hamming", True, "sqrt_nfft", c.pad_hops)
-        if self.stft.n_bins != c.n_bins:
-            raise ValueError(f"n_fft {c.n_fft} gives {self.stft.n_bins} bins, config says n_bins={c.n_bins}")
+        self.stft = self.build_stft("hamming", True, "sqrt_nfft")
         self.voice = SkipFilterGRU(c.n_bins, c.context, c.gate, c.backward_alignment, c.carry_bias)
         self.background = SkipFilterGRU(c.n_bins, c.context, c.gate, c.backward_alignment, c.carry_bias)
 
-    seq_len = property(lambda self: self.cfg.seq_len)
-    context = property(lambda self: self.cfg.context)
-
-    def config(self) -> dict:
-        """Constructor kwargs as a plain dict."""
-        return asdict(self.cfg)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """x (B, T, N) mixture magnitudes -> ``voice_skip``, ``voice_highway``, ``background_skip``,
@@ -192,8 +188,8 @@ class MIMDWF(nn.Module):
                 "background_skip": background["skip"], "background_highway": background["highway"]}
 
     @torch.no_grad()
-    def estimate(self, x: torch.Tensor, wiener_alpha: float | None = None, post_filter: str | None = None,
-                 **_: object) -> torch.Tensor:
+    def estimate(self, x: torch.Tensor, wiener_alpha: float | None = None,
+                 post_filter: str | None = None) -> torch.Tensor:
         """Inference: (B, T, N) mixture magnitudes -> (B, T - 2L, N) vocal magnitudes.
 
         ``post_filter``: ``"wiener"`` = ``mask * |X|`` with the generalised Wiener mask of exponent

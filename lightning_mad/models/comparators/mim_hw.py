@@ -29,13 +29,14 @@ Assumptions and deviations (MAD-SPEC marks loss and training unknown; the releas
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lightning_mad.dsp.stft import STFT, make_window
+from lightning_mad.dsp.stft import make_window
+from lightning_mad.models.base import SeparationModel
 from lightning_mad.models.wiener import (alpha_wiener_mask, generalized_wiener_mask, residual_magnitude,
                                          residual_total)
 
@@ -85,33 +86,30 @@ class MIMHWConfig:
     vocal_estimate: str = "wiener"  # "wiener" = mask * |X| | "direct" = network output [code:wimp solo]
 
 
-class MIMHW(nn.Module):
+class MIMHW(SeparationModel):
     """Five highway layers estimating the voice magnitude frame by frame (T = 1, L = 0).
 
-    Separation interface of :class:`lightning_mad.models.mad.MaD`: ``stft``, ``seq_len``, ``context``,
-    ``estimate``. See the module docstring for the assumptions.
+    Separation contract: :class:`~lightning_mad.models.base.SeparationModel`. See the module docstring for the
+    assumptions.
     """
 
-    seq_len = 1
+    config_class = MIMHWConfig
+    inference_defaults = {"batch_size": 512, "block_frames": 4096}  # frame-wise: large batches
+    inference_settings = ("wiener_alpha",)
+    seq_len = 1  # frame-wise
     context = 0
 
     def __init__(self, **kwargs):
-        super().__init__()
-        self.cfg = c = MIMHWConfig(**kwargs)
+        super().__init__(**kwargs)
+        c = self.cfg
         for name, value, allowed in (("wiener_form", c.wiener_form, ("released", "standard")),
                                      ("vocal_estimate", c.vocal_estimate, ("wiener", "direct")),
                                      ("window_norm", c.window_norm, ("sum", "sqrt_nfft"))):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
         scale = 1.0 / make_window("bartlett", c.win_length).sum() if c.window_norm == "sum" else "sqrt_nfft"
-        self.stft = STFT(c.win_length, c.n_fft, c.hop, "bartlett", True, scale, c.pad_hops)
-        if self.stft.n_bins != c.n_bins:
-            raise ValueError(f"n_fft {c.n_fft} gives {self.stft.n_bins} bins, config says n_bins={c.n_bins}")
+        self.stft = self.build_stft("bartlett", True, scale)
         self.layers = nn.Sequential(*[Highway(c.n_bins, c.carry_bias) for _ in range(c.n_layers)])
-
-    def config(self) -> dict:
-        """Constructor kwargs as a plain dict."""
-        return asdict(self.cfg)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Args: x (B, T, N) mixture magnitudes (frame-wise: any T). Returns ``{"vocals": (B, T, N)}``, the
@@ -128,7 +126,7 @@ class MIMHW(nn.Module):
 
     @torch.no_grad()
     def estimate(self, x: torch.Tensor, wiener_alpha: float | None = None, wiener_form: str | None = None,
-                 vocal_estimate: str | None = None, **_: object) -> torch.Tensor:
+                 vocal_estimate: str | None = None) -> torch.Tensor:
         """Inference: (B, T, N) mixture magnitudes -> (B, T, N) vocal magnitudes (None = the config's value)."""
         voice = self.forward(x)["vocals"]
         how = vocal_estimate or self.cfg.vocal_estimate

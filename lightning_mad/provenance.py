@@ -1,0 +1,37 @@
+"""Where a result came from: the code's git commit and the versions of the libraries that shape the numbers.
+
+Written into run folders, W&B runs, evaluation settings and release files.
+"""
+from __future__ import annotations
+
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+LIBRARIES = ("lightning_mad", "torch", "pytorch_lightning", "numpy", "museval", "soxr")
+
+
+def git_commit() -> str:
+    """Commit of the code being run ("unknown" outside a git checkout, e.g. an installed package)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def library_versions() -> dict[str, str]:
+    """``{distribution: version}`` of :data:`LIBRARIES` ("not installed" where missing)."""
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def provenance() -> dict:
+    """``{"git_commit", "libraries"}``."""
+    return {"git_commit": git_commit(), "libraries": library_versions()}
