@@ -10,6 +10,7 @@ The research commands (train, evaluate, table, mir1k-benchmark, sweep) take ``ke
                            [inference.n_iter=..] [output_dir=DIR] [tracks=a,b] [limit=N]
     lightning-mad table [profile=quick] [data=sample] [data.root=DIR] [seeds=0,1] [registry=experiments/tables/poster.yaml]
     lightning-mad mir1k-benchmark [budget=10] [data.root=DIR] [rows=GRU-NRI,CHA] [out=results] [limit=N]
+    lightning-mad report [results=results] [out=FILE] [runs=DIR]
     lightning-mad sweep experiment=NAME [grid.KEY=v1,v2 ...] [sweep=experiments/sweeps/ablation.yaml] [key=value ...]
 """
 from __future__ import annotations
@@ -133,6 +134,12 @@ def cmd_sweep(args: list[str]) -> int:
     return sweep_main(args)
 
 
+def cmd_report(args: list[str]) -> int:
+    from lightning_mad.report import main as report_main
+
+    return report_main(args)
+
+
 def cmd_export(argv: list[str]) -> int:
     from lightning_mad.inference.export import export_release
 
@@ -158,7 +165,8 @@ def cmd_export(argv: list[str]) -> int:
 
 
 COMMANDS = {"train": cmd_train, "separate": cmd_separate, "export": cmd_export, "evaluate": cmd_evaluate,
-            "table": cmd_table, "sweep": cmd_sweep, "mir1k-benchmark": cmd_mir1k_benchmark}
+            "table": cmd_table, "sweep": cmd_sweep, "mir1k-benchmark": cmd_mir1k_benchmark,
+            "report": cmd_report}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,297 @@
+"""The suite's figures: pure functions returning matplotlib Figures (Agg backend, no display needed).
+
+One plotting module for the HTML report (:mod:`lightning_mad.report.html`), W&B and the notebook:
+
+* :func:`spectrogram_figure`: one panel per signal, dB, log-frequency axis in Hz, time in seconds, colour bar;
+* :func:`box_plots`: per-track SDR / SIR / SAR (vocals) per row, from a long frame
+  (:data:`lightning_mad.evaluation.store.LONG_COLUMNS`);
+* :func:`gnsdr_bars`: the MIR-1K benchmark's GNSDR per row, published and oracle rows marked;
+* :func:`sweep_heatmap`: the recurrent-inference sweep over iter x tau, and decoder passes against SDR;
+* :func:`training_curves`: validation SDR against step and against minutes, from Lightning ``CSVLogger`` files.
+
+:func:`figure_to_data_uri` encodes a figure as an inline ``data:image/png;base64`` URI (and closes it).
+"""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # before pyplot: never needs a display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+DB_FLOOR = -80.0  # dB below the loudest bin of the figure
+MIN_FREQ = 30.0  # Hz: the lowest frequency drawn on the log axis
+STATUS_COLOURS = {"ok": "#1f77b4", "oracle": "#7f7f7f", "published": "#ff7f0e", "other": "#bcbd22"}
+
+
+def figure_to_png(fig, dpi: int = 80) -> bytes:
+    """PNG bytes of ``fig``; the figure is closed."""
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    return buf.getvalue()
+
+
+def figure_to_data_uri(fig, dpi: int = 80) -> str:
+    """``data:image/png;base64,...`` of ``fig`` (closed afterwards), for an inline ``<img src=...>``."""
+    return "data:image/png;base64," + base64.b64encode(figure_to_png(fig, dpi)).decode("ascii")
+
+
+def _mono(x) -> np.ndarray:
+    a = np.asarray(x, dtype=np.float32)
+    if a.ndim == 2:  # (channels, samples) or (samples, channels): average the shorter axis
+        a = a.mean(axis=0 if a.shape[0] <= a.shape[1] else 1)
+    return a.reshape(-1)
+
+
+def magnitude_db(x: np.ndarray, n_fft: int = 2048, hop: int = 512) -> np.ndarray:
+    """``(bins, frames)`` magnitude in dB (20 log10, not normalised) of a Hann-windowed STFT."""
+    x = _mono(x)
+    if len(x) < n_fft:
+        x = np.pad(x, (0, n_fft - len(x)))
+    frames = 1 + (len(x) - n_fft) // hop
+    idx = np.arange(n_fft)[None, :] + hop * np.arange(frames)[:, None]
+    spec = np.abs(np.fft.rfft(x[idx] * np.hanning(n_fft)[None, :].astype(np.float32), axis=1)).T
+    return 20.0 * np.log10(np.maximum(spec, 1e-10))
+
+
+def spectrogram_figure(signals: Mapping[str, np.ndarray], rate: int, title: str | None = None,
+                       n_fft: int = 2048, hop: int = 512, floor_db: float = DB_FLOOR, width: float = 9.0,
+                       panel_height: float = 1.7, reference_db: float | None = None):
+    """One spectrogram per signal (stacked, shared axes): dB relative to ``reference_db`` (default: the loudest
+    bin of all the panels; pass :func:`loudest_db` of a set of signals to share one scale across figures),
+    ``floor_db`` below it is the bottom of the colour scale; frequency on a log axis in Hz (``MIN_FREQ`` to
+    Nyquist), time in seconds, one colour bar."""
+    if not signals:
+        raise ValueError("spectrogram_figure: no signals")
+    specs = {name: magnitude_db(x, n_fft, hop) for name, x in signals.items()}
+    top = max(float(s.max()) for s in specs.values()) if reference_db is None else float(reference_db)
+    fig, axes = plt.subplots(len(specs), 1, figsize=(width, panel_height * len(specs) + 0.6), sharex=True,
+                             sharey=True, squeeze=False)
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / rate)
+    keep = freqs >= MIN_FREQ
+    mesh = None
+    for ax, (name, spec) in zip(axes[:, 0], specs.items()):
+        times = (np.arange(spec.shape[1]) * hop + n_fft / 2) / rate
+        mesh = ax.pcolormesh(times, freqs[keep], spec[keep] - top, vmin=floor_db, vmax=0.0, cmap="magma",
+                             shading="nearest", rasterized=True)
+        hz_axis(ax, rate)
+        ax.set_title(name, fontsize=9, loc="left")
+    axes[-1, 0].set_xlabel("time (s)")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    bar = fig.colorbar(mesh, ax=axes[:, 0].tolist(), pad=0.01, fraction=0.03)
+    bar.set_label("dB (re. loudest bin)" if reference_db is None else "dB (re. loudest bin of the clip)")
+    return fig
+
+
+def loudest_db(signals, n_fft: int = 2048, hop: int = 512) -> float:
+    """The loudest STFT bin (dB) over ``signals``: one colour scale for several :func:`spectrogram_figure`."""
+    return max(float(magnitude_db(x, n_fft, hop).max()) for x in signals)
+
+
+def hz_axis(ax, rate: int) -> None:
+    """Log-frequency y axis from ``MIN_FREQ`` to Nyquist with plain labels (50, 100, ..., 1k, 2k, ... Hz)."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    ax.set_yscale("log")
+    ax.set_ylim(MIN_FREQ, rate / 2)
+    ticks = [f for f in (50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000) if MIN_FREQ <= f <= rate / 2]
+    ax.yaxis.set_major_locator(FixedLocator(ticks))
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda f, _: f"{f / 1000:g}k" if f >= 1000 else f"{f:g}"))
+    ax.set_ylabel("Hz")
+
+
+def track_scores(per_track: pd.DataFrame, target: str = "vocals",
+                 metrics: Sequence[str] = ("SDR", "SIR", "SAR")) -> pd.DataFrame:
+    """Long frame (``LONG_COLUMNS``) -> one row per (method, track, metric): the median over frames (NaN
+    frames, i.e. silent ones, ignored)."""
+    df = per_track[(per_track["target"] == target) & per_track["metric"].isin(metrics)]
+    df = df.assign(method=df["method"].fillna("?").astype(str))
+    return df.groupby(["method", "track", "metric"], sort=False)["score"].median().reset_index()
+
+
+def box_plots(per_track: pd.DataFrame, target: str = "vocals", metrics: Sequence[str] = ("SDR", "SIR", "SAR"),
+              title: str | None = None):
+    """Box plots of per-track scores (median over frames per track) of ``target``: one panel per metric, one box
+    per method (row), in order of first appearance. The points are the tracks."""
+    scores = track_scores(per_track, target, metrics)
+    methods = list(dict.fromkeys(scores["method"]))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics) + 1.0, 0.45 * len(methods) + 1.6),
+                             sharey=True, squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        data = [scores.loc[(scores["method"] == m) & (scores["metric"] == metric), "score"].dropna().to_numpy()
+                for m in methods]
+        positions = np.arange(len(methods))[::-1]
+        ax.boxplot([d if len(d) else np.array([np.nan]) for d in data], positions=positions, vert=False,
+                   widths=0.6, showfliers=False)
+        for pos, d in zip(positions, data):
+            ax.plot(d, np.full(len(d), pos) + np.random.default_rng(0).uniform(-0.15, 0.15, len(d)), ".",
+                    ms=3, alpha=0.5, color="#1f77b4")
+        ax.set_yticks(positions, methods)
+        ax.set_xlabel(f"{metric} {target} (dB)")
+        ax.grid(axis="x", alpha=0.3)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _status_kind(status) -> str:
+    status = str(status)
+    if status == "ok":
+        return "ok"
+    if status.startswith("oracle"):
+        return "oracle"
+    if status.startswith("published"):
+        return "published"
+    return "other"
+
+
+def gnsdr_bars(table: pd.DataFrame, score: str = "GNSDR"):
+    """Horizontal bars of ``score`` per row of a MIR-1K benchmark table (``lightning_mad.benchmark_mir1k``
+    columns): trained rows plain, oracle rows grey and hatched, published rows orange (their clip count in the
+    label); rows without a score (not implemented) are listed at zero with a note."""
+    df = table.reset_index(drop=True)
+    kinds = [_status_kind(s) for s in df["status"]]
+    values = pd.to_numeric(df[score], errors="coerce").to_numpy(dtype=float)
+    fig, ax = plt.subplots(figsize=(8.0, 0.38 * len(df) + 1.4))
+    pos = np.arange(len(df))[::-1]
+    for p, v, kind, method, status in zip(pos, values, kinds, df["method"], df["status"]):
+        if math.isnan(v):
+            ax.text(0, p, f"  {status}", va="center", fontsize=8, color="#555")
+            continue
+        ax.barh(p, v, color=STATUS_COLOURS[kind], hatch="//" if kind == "oracle" else None, edgecolor="white")
+        ax.text(v, p, f" {v:.2f}", va="center", fontsize=8)
+    labels = [f"{m} [{s}]" if k == "published" or (k == "oracle" and "oracle" not in str(m)) else str(m)
+              for m, s, k in zip(df["method"], df["status"], kinds)]
+    ax.set_yticks(pos, labels, fontsize=8)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_xlabel(f"{score} vocals (dB)")
+    from matplotlib.patches import Patch
+
+    ax.legend(handles=[Patch(color=STATUS_COLOURS["ok"], label="trained here"),
+                       Patch(facecolor=STATUS_COLOURS["oracle"], hatch="//", edgecolor="white", label="oracle"),
+                       Patch(color=STATUS_COLOURS["published"], label="published (other clip set)")],
+              loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    finite = values[np.isfinite(values)]
+    if len(finite):
+        ax.set_xlim(min(0.0, finite.min() - 0.5), finite.max() * 1.15 + 0.5)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def sweep_heatmap(grid: pd.DataFrame, value: str = "sdr_vocals", title: str | None = None):
+    """The recurrent-inference sweep (``lightning_mad.evaluation.ri_sweep`` grid: ``n_iter, tau, sdr_vocals``).
+
+    Left: a heat map over iter (rows) x tau (columns), annotated; iter 0 (no recurrent inference) has no tau
+    and fills its row. Right: decoder passes against SDR: the measured mean passes when the grid has a
+    ``decoder_passes`` column, else the most passes a setting allows (iter + 1), said on the axis label."""
+    df = grid.copy()
+    df["n_iter"] = df["n_iter"].astype(int)
+    taus = sorted({float(t) for t in df.loc[df["n_iter"] > 0, "tau"]}, reverse=True) or [0.0]
+    iters = sorted(df["n_iter"].unique())
+    mat = np.full((len(iters), len(taus)), np.nan)
+    for r in df.itertuples():
+        i = iters.index(int(r.n_iter))
+        v = float(getattr(r, value))
+        if int(r.n_iter) == 0:
+            mat[i, :] = v
+        elif float(r.tau) in taus:
+            mat[i, taus.index(float(r.tau))] = v
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10.0, 0.6 * len(iters) + 2.2),
+                                  gridspec_kw={"width_ratios": [1.2, 1]})
+    im = ax.imshow(mat, cmap="viridis", aspect="auto")
+    for i in range(len(iters)):
+        for j in range(len(taus)):
+            if np.isfinite(mat[i, j]):
+                ax.text(j, i, f"{mat[i, j]:.2f}", ha="center", va="center", fontsize=9,
+                        color="white" if mat[i, j] < np.nanmean(mat) else "black")
+    from lightning_mad.evaluation.ri_sweep import format_tau
+
+    ax.set_xticks(range(len(taus)), [format_tau(t) for t in taus])
+    ax.set_yticks(range(len(iters)), [f"{i} (no RI)" if i == 0 else str(i) for i in iters])
+    ax.set_xlabel("tau (MSE stopping threshold)")
+    ax.set_ylabel("iter (max re-applications)")
+    fig.colorbar(im, ax=ax, label=f"{value} (dB)")
+    if "decoder_passes" in df.columns:
+        passes, xlabel = df["decoder_passes"].astype(float), "decoder passes used (mean)"
+    else:
+        passes, xlabel = df["n_iter"] + 1.0, "decoder passes allowed (iter + 1; passes used not recorded)"
+    ax2.plot(passes, df[value].astype(float), "o")
+    for x, y, r in zip(passes, df[value].astype(float), df.itertuples()):
+        name = getattr(r, "setting", None) or f"iter{r.n_iter}"
+        ax2.annotate(str(name), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax2.set_xlabel(xlabel)
+    ax2.set_ylabel(f"{value} (dB)")
+    ax2.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def read_training_curve(metrics_csv: str | Path, metric: str = "val/sdr_vocals") -> pd.DataFrame:
+    """``step, value, minutes`` of ``metric`` from a Lightning ``CSVLogger`` file (``<run>/csv/metrics.csv``).
+
+    Lightning's CSV log has no wall clock: ``minutes`` is the step scaled by ``train_seconds / global_step`` of
+    the run's ``finished.json`` (a linear estimate, validation time spread evenly); NaN when the run has no
+    ``finished.json`` (unfinished)."""
+    path = Path(metrics_csv)
+    log = pd.read_csv(path)
+    if metric not in log.columns or "step" not in log.columns:
+        return pd.DataFrame(columns=["step", "value", "minutes"])
+    curve = log.loc[log[metric].notna(), ["step", metric]].rename(columns={metric: "value"}).reset_index(drop=True)
+    curve["minutes"] = np.nan
+    finished = path.parent.parent / "finished.json"
+    try:
+        result = json.loads(finished.read_text())["result"]
+        seconds, steps = float(result["train_seconds"]), float(result["global_step"])
+        if steps > 0:
+            curve["minutes"] = (curve["step"] + 1) * seconds / steps / 60.0
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return curve
+
+
+def training_curves(csv_paths: Mapping[str, str | Path] | Sequence[str | Path], metric: str = "val/sdr_vocals"):
+    """Validation SDR against step (left) and against minutes (right, estimated: :func:`read_training_curve`)
+    of each run. ``csv_paths``: ``{label: metrics.csv}`` or a list (labels = the run folder names)."""
+    if not isinstance(csv_paths, Mapping):
+        csv_paths = {Path(p).parent.parent.name: p for p in csv_paths}
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11.0, 3.6), sharey=True)
+    no_minutes = []
+    for label, path in csv_paths.items():
+        curve = read_training_curve(path, metric)
+        if curve.empty:
+            continue
+        line, = ax.plot(curve["step"], curve["value"], marker=".", label=label)
+        if curve["minutes"].notna().any():
+            ax2.plot(curve["minutes"], curve["value"], marker=".", color=line.get_color(), label=label)
+        else:
+            no_minutes.append(label)
+    ax.set_xlabel("step")
+    ax.set_ylabel(f"{metric} (dB)")
+    ax2.set_xlabel("minutes (estimated: step x train_seconds / steps)")
+    for a in (ax, ax2):
+        a.grid(alpha=0.3)
+    if no_minutes:
+        ax2.text(0.02, 0.02, "no finished.json (minutes unknown): " + ", ".join(no_minutes),
+                 transform=ax2.transAxes, fontsize=7, color="#a00")
+    fig.tight_layout()
+    if ax.lines:  # below both panels (bbox_inches="tight" keeps it in the PNG)
+        fig.legend(*ax.get_legend_handles_labels(), loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2,
+                   fontsize=8, frameon=False)
+    return fig
