@@ -58,6 +58,7 @@ def run_benchmark(budget: float = 10.0, data_root: str | None = None, overrides:
     label = f"{budget:g} min (profile budget)"
     common = {"data": "mir1k", "protocol": "mir1k", "aggregation": "length-weighted mean", "budget": label}
     records, stfts = [], {}
+    runs_root = None  # the rows' run folders (for the report)
     for row in [r for r in reg["rows"] if not rows or r["name"] in rows]:
         exp = row.get("experiment")
         if not exp or not (experiments_dir() / f"{exp}.yaml").is_file():
@@ -67,10 +68,14 @@ def run_benchmark(budget: float = 10.0, data_root: str | None = None, overrides:
                            f"trainer.max_time={max_time}", "output_dir=runs/mir1k-benchmark",
                            f"run_name={exp}-{budget:g}min", *row.get("overrides", []), *overrides])
         result = train(cfg)
+        runs_root = Path(result["run_dir"]).parent
         ckpt = result.get("best_checkpoint") or result.get("last_checkpoint")
         ev = evaluate(cfg, ckpt, protocols=["mir1k"], workers=workers, limit=limit, method_name=row["name"],
                       out_dir=Path(result["run_dir"]) / "eval" / "mir1k-test", progress=progress)
         df = ev.results["mir1k"]
+        from lightning_mad.report.examples import write_examples  # listening excerpts for the report
+
+        write_examples(ckpt, TrackSelection(split_tracks(cfg), None, limit), row["name"], out / "examples")
         records.append({"method": row["name"], "status": "ok", **mir1k_scores(df), "clips": df["track"].nunique(),
                         "steps": result.get("global_step"), "best_val_sdr": result.get("best_score"),
                         "minutes": round(result.get("train_seconds", math.nan) / 60, 1), **common,
@@ -106,6 +111,9 @@ def run_benchmark(budget: float = 10.0, data_root: str | None = None, overrides:
                    job_type="table", tags=["data:mir1k", f"budget:{budget:g}min"], save_dir=out,
                    config={"budget_minutes": budget, "data_root": root, "overrides": overrides,
                            **provenance()})
+    from lightning_mad.report import write_report
+
+    write_report(out, runs_dir=runs_root)  # <out>/report.html
     return table
 
 

@@ -73,7 +73,7 @@ def run_table(
 ) -> pd.DataFrame:
     """Build the table; returns the long frame written to ``table.csv``."""
     from lightning_mad.config.load import experiments_dir, load_config
-    from lightning_mad.evaluate import evaluate, split_tracks
+    from lightning_mad.evaluate import TrackSelection, evaluate, split_tracks
     from lightning_mad.evaluation.protocols import get_protocol
     from lightning_mad.train import train
 
@@ -85,6 +85,7 @@ def run_table(
     protocol = get_protocol(default_protocols(test_cfg)[0])
     aggregations = list(protocol.aggregations)
     records = []
+    runs_root = None  # the rows' run folders (for the report's curves and per-track plots)
 
     def base_record(row: dict) -> dict:
         paper, official = row.get("paper") or {}, row.get("official") or {}
@@ -108,6 +109,7 @@ def run_table(
             cfg = row_config(exp, profile, data, overrides, seed)
             check_same_test_split(cfg, test_cfg, row["name"])
             result = train(cfg)
+            runs_root = Path(result["run_dir"]).parent
             ckpt = result.get("best_checkpoint") or result.get("last_checkpoint")
             if not ckpt:
                 raise RuntimeError(f"row {row['name']}: training left no checkpoint (profile {profile!r} with "
@@ -118,6 +120,10 @@ def run_table(
                           out_dir=Path(result["run_dir"]) / "eval" / f"{cfg.data.preset}-{cfg.data.split}",
                           tracks=tracks, limit=limit, method_name=row["name"], progress=progress)
             per_seed.append(ev.summaries[protocol.name])
+            if seed == seeds[0]:  # listening excerpts for the report (the first seed's model)
+                from lightning_mad.report.examples import write_examples
+
+                write_examples(ckpt, TrackSelection(split_tracks(cfg), tracks, limit), row["name"], out / "examples")
             if row.get("ri_sweep"):  # the same trained model over the recurrent-inference grid
                 from lightning_mad.evaluation.ri_sweep import sweep_checkpoint
 
@@ -146,7 +152,6 @@ def run_table(
                         "aggregation": ref.get("aggregation", ""), "note": ref.get("provenance", "")})
 
     if oracles and reg.get("oracles"):
-        from lightning_mad.evaluate import TrackSelection
         from lightning_mad.evaluation.oracles import oracle_separate_fn
         from lightning_mad.evaluation.runner import evaluate_tracks
 
@@ -178,6 +183,9 @@ def run_table(
                    tags=[f"profile:{profile}", f"data:{data}"], save_dir=out,
                    config={"profile": profile, "data": data, "seeds": list(seeds), "overrides": overrides,
                            **provenance()})
+    from lightning_mad.report import write_report
+
+    write_report(out, runs_dir=runs_root)  # <out>/report.html: the page to look at and listen to
     return table
 
 

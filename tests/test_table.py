@@ -16,7 +16,8 @@ def test_project_registry_lists_every_poster_row(project_root):
     rows = {r["name"]: r for r in reg["rows"]}
     assert rows["GRU-RIS-l"]["paper"] == {"SDR": 4.20, "SIR": 7.94}
     assert rows["CHA"]["official"]["SDR"] == 1.68 and rows["GRA"]["official"]["method"] == "GRA3"
-    assert rows["MaD TwinNet"]["experiment"] is None
+    assert rows["MaD TwinNet"]["experiment"] == "mad_twinnet"  # implemented (issue 12)
+    assert rows["CHA"]["official_pooled"]["SDR"] == 1.42 and rows["GRA"]["official_pooled"]["SIR"] == 0.71
     mdl1 = reg["reference"][0]["official"]
     assert (mdl1["SDR"], mdl1["SIR"], mdl1["SAR"]) == (4.02, 7.85, 4.53)
 
@@ -46,6 +47,12 @@ def test_table_tiny_and_missing_rows(tmp_path, capsys):
     irm = table[(table["method"] == "IRM (oracle)") & (table["aggregation"] == "median_of_track_medians")]
     assert float(irm["SDR"].iloc[0]) > float(tiny.loc[tiny["aggregation"] == "median_of_track_medians", "SDR"].iloc[0])
     assert (out / "table.md").is_file() and "\\begin{tabular}" in (out / "table.tex").read_text()
+    # the report page and its listening excerpts (mixture, reference, the row's stems)
+    page = (out / "report.html").read_text()
+    assert "TINY" in page and "<audio" in page
+    clip = out / "examples" / "Kenshin_4_10"
+    assert {p.name for p in clip.iterdir()} == {"mixture.flac", "vocals.flac", "TINY_vocals.flac",
+                                                "TINY_accompaniment.flac"}
     # second run reuses the finished training run and the per-track scores (no file is rewritten)
     written = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("*.json")}
     written.update({p: p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("*.ckpt")})

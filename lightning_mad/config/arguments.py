@@ -9,6 +9,7 @@ that define them.
 """
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -108,7 +109,7 @@ class Command:
         return own, rest
 
     def help(self) -> str:
-        lines = [f"usage: {self.usage}", "", self.description.strip(), ""]
+        lines = [f"usage: {self.usage}", "", textwrap.fill(" ".join(self.description.split()), 100), ""]
         if self.keys:
             lines.append("own keys:")
             for k in self.keys:

@@ -21,6 +21,7 @@ import base64
 import html
 import os
 from pathlib import Path
+from urllib.parse import quote
 
 import pandas as pd
 
@@ -215,7 +216,7 @@ def section_examples(results: Path, out_dir: Path, embed_audio: bool) -> str:
             if embed_audio:
                 src = f"data:{AUDIO_MIME[f.suffix.lower()]};base64," + base64.b64encode(f.read_bytes()).decode()
             else:
-                src = "/".join(Path(os.path.relpath(f, out_dir)).parts)
+                src = quote("/".join(Path(os.path.relpath(f, out_dir)).parts))  # row names have spaces
             label = clip_label(f.stem)
             parts.append(f"<div><b>{esc(label)}</b><br><audio controls preload='metadata' src=\"{esc(src)}\">"
                          "</audio></div>")
