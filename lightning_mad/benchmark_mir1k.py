@@ -23,10 +23,9 @@ from pathlib import Path
 import pandas as pd
 
 from lightning_mad.config.arguments import Command, Key
+from lightning_mad.table_cells import MIR1K_COLUMNS as COLUMNS, MIR1K_HEADER as HEADER, SCORES, mir1k_cells as _cells
 
-SCORES = ("GNSDR", "GSIR", "GSAR")
-COLUMNS = ["method", "status", *SCORES, *[f"acc_{s}" for s in SCORES], "clips", "steps", "minutes", "best_val_sdr",
-           "data", "protocol", "aggregation", "budget", "note"]
+
 
 
 def _stft_key(stft) -> str:
@@ -115,27 +114,6 @@ def run_benchmark(budget: float = 10.0, data_root: str | None = None, overrides:
 
     write_report(out, runs_dir=runs_root)  # <out>/report.html
     return table
-
-
-HEADER = ["method", "GNSDR", "GSIR", "GSAR", "acc. GNSDR", "acc. GSIR", "acc. GSAR", "test clips", "steps",
-          "minutes", "best val SDR", "status / budget"]
-
-
-def _fmt(x) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "—"
-    return f"{x:.2f}" if isinstance(x, float) else str(x)
-
-
-def _cells(table: pd.DataFrame) -> list[list[str]]:
-    out = []
-    for r in table.to_dict("records"):
-        status = r["budget"] if r["status"] == "ok" else r["status"]
-        steps = "" if pd.isna(r.get("steps")) else str(int(r["steps"]))
-        clips = "" if pd.isna(r.get("clips")) else str(int(r["clips"]))
-        out.append([str(r["method"]), *[_fmt(r[s]) for s in SCORES], *[_fmt(r[f"acc_{s}"]) for s in SCORES],
-                    clips, steps, _fmt(r.get("minutes")), _fmt(r.get("best_val_sdr")), str(status)])
-    return out
 
 
 def to_markdown(table: pd.DataFrame, budget: float, root: str) -> str:

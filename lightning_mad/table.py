@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +25,8 @@ import pandas as pd
 
 from lightning_mad.config.arguments import Command, Key
 from lightning_mad.data.specs import default_protocols
+from lightning_mad.table_cells import TABLE_COLUMNS as COLUMNS, TABLE_HEADER as HEADER, table_cells as _display
 
-COLUMNS = ["method", "paper_SDR", "paper_SIR", "official_SDR", "official_SIR", "official_source",
-           "official_pooled_SDR", "official_pooled_SIR", "SDR", "SIR",
-           "SAR", "SDR_spread", "n_seeds", "status", "data", "protocol", "aggregation", "profile", "epochs", "steps",
-           "note"]
 
 
 def load_registry(path: str | Path) -> dict:
@@ -49,12 +45,6 @@ def load_registry(path: str | Path) -> dict:
 
 def _nan(x) -> float:
     return float("nan") if x is None else float(x)
-
-
-def _fmt(x, digits: int = 2) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "—"
-    return f"{x:.{digits}f}" if isinstance(x, (float, int, np.floating)) else str(x)
 
 
 def run_table(
@@ -221,28 +211,6 @@ def _steps(ckpt: str):
         return int(torch.load(ckpt, map_location="cpu", weights_only=True).get("global_step"))
     except Exception:  # a release file or an unreadable checkpoint: budget unknown
         return None
-
-
-def _display(df: pd.DataFrame) -> list[list[str]]:
-    out = []
-    for r in df.itertuples():
-        ours = "not implemented" if r.status == "not implemented" else _fmt(r.SDR)
-        if r.status == "ok" and isinstance(r.SDR_spread, float) and not math.isnan(r.SDR_spread):
-            ours += f" (±{r.SDR_spread / 2:.2f})"
-        steps = "" if pd.isna(r.steps) else str(int(r.steps))
-        epochs = "" if pd.isna(r.epochs) else str(int(r.epochs))
-        out.append([str(r.method), _fmt(r.paper_SDR), _fmt(r.paper_SIR),
-                    _fmt(r.official_SDR) + (f" ({r.official_source})" if isinstance(r.official_source, str)
-                                             and r.official_source else ""),
-                    _fmt(r.official_SIR), _fmt(r.official_pooled_SDR), _fmt(r.official_pooled_SIR), ours, _fmt(r.SIR), _fmt(r.SAR), str(r.data), str(r.protocol),
-                    str(r.aggregation), f"{r.profile if isinstance(r.profile, str) else ''} {epochs}ep {steps}st"
-                    .strip() if r.status == "ok" else str(r.status)])
-    return out
-
-
-HEADER = ["method", "paper SDR", "paper SIR", "official SDR", "official SIR", "official pooled SDR",
-          "official pooled SIR", "ours SDR", "ours SIR", "ours SAR",
-          "data", "protocol", "aggregation", "budget (profile, epochs, steps)"]
 
 
 def to_markdown(df: pd.DataFrame, protocol: str, aggregation: str, data: str, profile: str) -> str:

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from urllib.parse import unquote
 
 import numpy as np
 import pandas as pd
@@ -129,7 +130,7 @@ def test_report_page(tmp_path):
     assert len(imgs) == 1 + 1 + 1 + 2 * 4 + 1  # GNSDR, box plots, sweep, 2 clips x 4 files, training
     assert all(src.startswith("data:image/png;base64,") for src in imgs)
     audio = re.findall(r'<audio controls[^>]*src="([^"]+)"', text)
-    assert len(audio) == 8 and all((page.parent / src).is_file() for src in audio)  # relative paths
+    assert len(audio) == 8 and all((page.parent / unquote(src)).is_file() for src in audio)  # relative paths
     assert page.stat().st_size < 20e6
     # the CLI writes the same page elsewhere; missing inputs are said, not dropped
     empty = tmp_path / "empty"

@@ -26,8 +26,9 @@ def write_examples(model_source, dataset, row: str, out_dir: str | Path, *, clip
 
     separator = load_model(model_source).separator(overrides)
     written = []
-    for i in range(min(clips, len(dataset))):
-        track = dataset[i]
+    for i, track in enumerate(dataset):  # a dataset or a TrackSelection
+        if i >= clips:
+            break
         n = int(seconds * RATE)
         mixture = np.asarray(track.mixture, dtype=np.float32)[:n]
         folder = Path(out_dir) / str(track.name)

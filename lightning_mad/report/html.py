@@ -84,7 +84,7 @@ def _md_prose(path: Path) -> str:
 
 
 def section_table(results: Path) -> str:
-    from lightning_mad.table import COLUMNS, HEADER, _display
+    from lightning_mad.table_cells import TABLE_COLUMNS as COLUMNS, TABLE_HEADER as HEADER, table_cells as _display
 
     path = results / "table.csv"
     if not path.is_file():
@@ -98,7 +98,7 @@ def section_table(results: Path) -> str:
 
 
 def section_mir1k(results: Path) -> str:
-    from lightning_mad.benchmark_mir1k import COLUMNS, HEADER, _cells
+    from lightning_mad.table_cells import MIR1K_COLUMNS as COLUMNS, MIR1K_HEADER as HEADER, mir1k_cells as _cells
     from lightning_mad.report.plots import figure_to_data_uri, gnsdr_bars
 
     path = results / "mir1k.csv"
