@@ -39,7 +39,8 @@ def run_benchmark(budget: float = 10.0, data_root: str | None = None, overrides:
     """Train, score and tabulate; returns the frame written to ``mir1k.csv``."""
     from lightning_mad.config.load import experiments_dir, load_config
     from lightning_mad.data.registry import sample_root
-    from lightning_mad.evaluate import TrackSelection, evaluate, split_tracks
+    from lightning_mad.data.specs import split_dataset
+    from lightning_mad.evaluate import TrackSelection, evaluate
     from lightning_mad.evaluation.aggregate import mir1k_scores
     from lightning_mad.evaluation.oracles import oracle_separate_fn
     from lightning_mad.evaluation.runner import evaluate_tracks
@@ -74,7 +75,7 @@ def run_benchmark(budget: float = 10.0, data_root: str | None = None, overrides:
         df = ev.results["mir1k"]
         from lightning_mad.report.examples import write_examples  # listening excerpts for the report
 
-        write_examples(ckpt, TrackSelection(split_tracks(cfg), None, limit), row["name"], out / "examples")
+        write_examples(ckpt, TrackSelection(split_dataset(cfg), None, limit), row["name"], out / "examples")
         records.append({"method": row["name"], "status": "ok", **mir1k_scores(df), "clips": df["track"].nunique(),
                         "steps": result.get("global_step"), "best_val_sdr": result.get("best_score"),
                         "minutes": round(result.get("train_seconds", math.nan) / 60, 1), **common,
@@ -84,7 +85,7 @@ def run_benchmark(budget: float = 10.0, data_root: str | None = None, overrides:
 
     if reg.get("oracles"):
         cfg = load_config(["profile=budget", "data=mir1k", f"data.root={root}", *overrides])
-        dataset = TrackSelection(split_tracks(cfg), None, limit)
+        dataset = TrackSelection(split_dataset(cfg), None, limit)
         for key, (stft, first_row) in stfts.items():
             for orow in reg["oracles"]:
                 target = out / "mir1k-oracles" / f"{orow['oracle']}-{key.replace('/', '_')}"

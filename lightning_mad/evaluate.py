@@ -82,8 +82,6 @@ def explicit_inference(cfg, args: Iterable[str]) -> dict:
     return {k: cfg.inference[k] for k in given}
 
 
-split_tracks = split_dataset  # the data split of a config (lightning_mad.data.specs)
-
 
 class TrackSelection:
     """A lazily decoded, optionally filtered view of a track dataset (what ``evaluate_tracks`` iterates)."""

@@ -63,7 +63,8 @@ def run_table(
 ) -> pd.DataFrame:
     """Build the table; returns the long frame written to ``table.csv``."""
     from lightning_mad.config.load import experiments_dir, load_config
-    from lightning_mad.evaluate import TrackSelection, evaluate, split_tracks
+    from lightning_mad.data.specs import split_dataset
+    from lightning_mad.evaluate import TrackSelection, evaluate
     from lightning_mad.evaluation.protocols import get_protocol
     from lightning_mad.train import train
 
@@ -113,7 +114,7 @@ def run_table(
             if seed == seeds[0]:  # listening excerpts for the report (the first seed's model)
                 from lightning_mad.report.examples import write_examples
 
-                write_examples(ckpt, TrackSelection(split_tracks(cfg), tracks, limit), row["name"], out / "examples")
+                write_examples(ckpt, TrackSelection(split_dataset(cfg), tracks, limit), row["name"], out / "examples")
             if row.get("ri_sweep"):  # the same trained model over the recurrent-inference grid
                 from lightning_mad.evaluation.ri_sweep import sweep_checkpoint
 
@@ -146,7 +147,7 @@ def run_table(
         from lightning_mad.evaluation.runner import evaluate_tracks
 
         cfg = test_cfg
-        dataset = TrackSelection(split_tracks(cfg), tracks, limit)
+        dataset = TrackSelection(split_dataset(cfg), tracks, limit)
         for orow in reg["oracles"]:
             df = evaluate_tracks(dataset, oracle_separate_fn(orow["oracle"]), protocol,
                                  out / "oracles" / f"{data}-{cfg.data.split}" / orow["oracle"], n_workers=workers,

@@ -125,18 +125,15 @@ def sweep_checkpoint(cfg, checkpoint: str | Path, out_dir: str | Path, max_track
     Writes ``<out_dir>/<split>_epoch<E>.csv`` and ``..._tracks.csv`` (E = the checkpoint's epoch, 0 for a release
     file); returns the grid (one row per setting)."""
     from lightning_mad.data.specs import split_dataset
+    from lightning_mad.evaluate import TrackSelection
     from lightning_mad.inference.api import load_model
     from lightning_mad.inference.separator import Separator
 
     loaded = load_model(checkpoint)
     separator = Separator(loaded.model, loaded.inference, {"phase_iterations": phase_iterations})
-    dataset = split_dataset(cfg, split)
-    count = len(dataset) if not max_tracks else min(int(max_tracks), len(dataset))
-    tracks = {}
-    for i in range(count):
-        track = dataset[i]
-        tracks[str(track.name)] = {k: np.asarray(getattr(track, k), dtype=np.float32)
-                                   for k in ("mixture", *TARGETS)}
+    selected = TrackSelection(split_dataset(cfg, split), limit=max_tracks or None)
+    tracks = {str(track.name): {k: np.asarray(getattr(track, k), dtype=np.float32) for k in ("mixture", *TARGETS)}
+              for track in selected}
     table, per_track = summarise(sweep_tracks(separator, tracks, grid, metric), metric)
     epoch = int(loaded.info.get("epoch") or 0)
     table.insert(0, "epoch", epoch)

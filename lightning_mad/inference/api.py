@@ -18,7 +18,6 @@ from lightning_mad.inference.settings import InferenceSettings
 from lightning_mad.models import MODEL_PRESETS, build_model, model_from_config
 
 SAMPLE_RATE = 44100
-INFERENCE_KEYS = InferenceSettings.names()
 # registered tiny models (random weights, tests and smoke runs): small blocks, two recurrent passes
 TINY_SETTINGS = {"n_iter": 2, "batch_size": 8, "block_frames": 128}
 
