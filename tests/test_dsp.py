@@ -93,7 +93,7 @@ def test_block_processing_equals_whole_track():
 
 def test_released_edge_truncation_zeroes_start_and_tail():
     x = torch.randn(44100 * 4) * 0.1
-    v = separate_vocals(HalfModel(), x, edge_truncation=True, batch_size=4)
+    v = separate_vocals(HalfModel(), x, edge_truncation=True, released_batch=4)
     assert v[:1000].abs().max() == 0  # the first L = 10 frames are never estimated
     assert v[-2000:].abs().max() == 0  # tail sequences dropped to a multiple of the batch size
     mid = slice(20000, 100000)

@@ -85,6 +85,21 @@ def test_per_sequence_stopping_skips_converged_sequences():
     assert set(dec.sizes) == {3} and passes.tolist() == [len(dec.sizes)] * 3
 
 
+def test_batch_rule_stops_groups_of_the_released_batch():
+    """One call with 40 sequences under stop_rule="batch" equals calls of 16, 16 and 8 (groups of 16 stop
+    together; the compute batch does not matter)."""
+    scales = torch.tensor([1.0, 4.0, 16.0, 64.0, 256.0])
+    y0 = torch.ones(40, 4, 8) * scales.repeat_interleave(8)[:, None, None]
+    dec = _Contracting()
+    y_all, p_all = recurrent_inference(dec, 2 * y0, n_iter=20, tau=0.01, stop_rule="batch")
+    parts = [recurrent_inference(dec, 2 * y0[i : i + 16], n_iter=20, tau=0.01, stop_rule="batch") for i in (0, 16, 32)]
+    assert torch.equal(p_all, torch.cat([p for _, p in parts]))
+    torch.testing.assert_close(y_all, torch.cat([y for y, _ in parts]))
+    assert len(set(p_all.tolist())) == 3  # three groups, three different stops
+    _, p_one = recurrent_inference(dec, 2 * y0, n_iter=20, tau=0.01, stop_rule="batch", stop_group=40)
+    assert len(set(p_one.tolist())) == 1
+
+
 def test_per_sequence_stopping_in_the_real_model_counts_decoder_rows():
     torch.manual_seed(0)
     model = build_model("tiny")

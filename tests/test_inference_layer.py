@@ -130,7 +130,7 @@ def test_edge_truncation_scores_only_the_estimated_span(tmp_path):
     from lightning_mad.evaluation.runner import evaluate_tracks
 
     model = build_model("tiny")
-    separator = Separator(model, overrides={"edge_truncation": True, "batch_size": 4})
+    separator = Separator(model, overrides={"edge_truncation": True, "released_batch": 4})
     n = 40000
     start, stop = separator.estimated_span(n)
     assert start == model.context * model.stft.hop and 0 < stop < n
@@ -151,6 +151,35 @@ def test_edge_truncation_scores_only_the_estimated_span(tmp_path):
         df = evaluate_tracks([track], fn(with_span), "mir1k", tmp_path / str(with_span), n_workers=0, progress=False)
         scores[with_span] = float(df[(df.target == "vocals") & (df.metric == "SDR")]["score"].iloc[0])
     assert scores[True] > 30 and scores[True] > scores[False] + 10
+
+
+def test_speed_settings_do_not_change_results_under_the_released_stop_rule():
+    """Under stop_rule="batch" the released group of 16 sequences stops together whatever the compute batch and
+    block size (issue 11): outputs and decoder passes are the same, and each group of 16 shares its pass count."""
+    torch.manual_seed(0)
+    model = build_model("tiny")
+    x = torch.randn(44100 * 3) * 0.1 * torch.linspace(0, 3, 44100 * 3)
+    ri = dict(n_iter=10, tau=1e-4, stop_rule="batch")
+    for phase in (1, 10):
+        ref = Separator(model, overrides=dict(ri, batch_size=16, phase_iterations=phase))
+        v_ref = ref.vocals(x)
+        passes = ref.decoder_passes
+        assert passes is not None and len(set(passes.tolist())) > 2  # the test exercises different stops
+        for group in passes.split(16):
+            assert len(set(group.tolist())) == 1
+        for batch, block in ((64, 2560), (5, 2560), (48, 400), (256, 10**6)):
+            other = Separator(model, overrides=dict(ri, batch_size=batch, block_frames=block, phase_iterations=phase))
+            torch.testing.assert_close(other.vocals(x), v_ref, rtol=0, atol=1e-6)
+            assert torch.equal(other.decoder_passes, passes), (batch, block)
+    # a compute batch of 5 runs whole stop groups; sequence stopping does not group at all
+    assert Separator(model, overrides=dict(ri, batch_size=5)).chunk == 16
+    seq = Separator(model, overrides=dict(ri, stop_rule="sequence", batch_size=64))
+    seq.vocals(x)
+    assert any(len(set(g.tolist())) > 1 for g in seq.decoder_passes.split(16))
+    # the released edge truncation keeps a multiple of the released batch, not of the compute batch
+    spans = {Separator(model, overrides=dict(edge_truncation=True, batch_size=b)).estimated_span(44100 * 3)
+             for b in (4, 16, 64)}
+    assert len(spans) == 1
 
 
 # --- data: table rows keep their own corpus; MedleyDB coefficients ------------------------------------------------

@@ -91,7 +91,7 @@ class SequenceGrid:
     Sequence k reads frames ``[offset + k * step - L, offset + (k + 1) * step + L)`` and estimates its central
     ``step = T - 2L`` frames ``[offset + k * step, offset + (k + 1) * step)``; frames outside ``[0, n_frames)`` are
     zeros. Suite default: ``offset = 0`` and enough sequences to estimate every frame. Released coverage
-    (``edge_truncation``, §13.16): ``offset = L`` and the count cut to a multiple of the batch size.
+    (``edge_truncation``, §13.16): ``offset = L`` and the count cut to a multiple of the released batch (16).
     """
 
     seq_len: int
@@ -113,12 +113,14 @@ class SequenceGrid:
         return self.offset + k0 * self.step, min(self.offset + k1 * self.step, self.n_frames)
 
 
-def sequence_grid(model: nn.Module, n_frames: int, edge_truncation: bool = False, batch_size: int = 16) -> SequenceGrid:
-    """The sequence grid of ``model`` over ``n_frames`` frames (see :class:`SequenceGrid`)."""
+def sequence_grid(model: nn.Module, n_frames: int, edge_truncation: bool = False,
+                  released_batch: int = 16) -> SequenceGrid:
+    """The sequence grid of ``model`` over ``n_frames`` frames (see :class:`SequenceGrid`); with
+    ``edge_truncation`` the count is cut to a multiple of the released batch (not the compute batch)."""
     ctx, step = model.context, model.seq_len - 2 * model.context
     if edge_truncation:
         padded_count = (n_frames // step + 1) * step  # [code:mss]: pad to a multiple of the stride (+1 stride)
-        n_seq = (padded_count // step - 1) // batch_size * batch_size
+        n_seq = (padded_count // step - 1) // released_batch * released_batch
         return SequenceGrid(model.seq_len, ctx, n_frames, ctx, n_seq)
     return SequenceGrid(model.seq_len, ctx, n_frames, 0, math.ceil(n_frames / step))
 
@@ -139,6 +141,50 @@ def track_sequences(model: nn.Module, signal: torch.Tensor) -> torch.Tensor:
     return to_sequences(frames_between(model, signal, *grid.input_frames(0, grid.n_seq), n_frames).abs(), grid)
 
 
+class EstimateStream:
+    """The model's estimates of one track's sequences, each computed once, in chunks of ``chunk`` sequences that
+    start at multiples of ``chunk``; chunks before the last requested start are dropped (memory stays bounded).
+
+    Blocks and their phase-refinement margins overlap; the stream makes the overlap free, and because chunks are
+    aligned to the track (not to blocks), every stop group of ``stop_rule="batch"`` (``released_batch`` = 16
+    consecutive sequences from the first) is the same whatever ``batch_size`` and ``block_frames`` are.
+    ``passes`` (n_seq,) int64 collects the decoder passes of each sequence (None for models without them).
+    """
+
+    def __init__(self, model: nn.Module, signal: torch.Tensor, grid: SequenceGrid, n_frames: int, chunk: int,
+                 model_settings: dict):
+        self.model, self.signal, self.grid, self.n_frames = model, signal, grid, n_frames
+        self.chunk, self.model_settings = chunk, model_settings
+        self.cache: dict[int, torch.Tensor] = {}
+        self.passes: torch.Tensor | None = None
+
+    def _compute(self, c: int) -> torch.Tensor:
+        g = self.grid
+        k0, k1 = c * self.chunk, min(g.n_seq, (c + 1) * self.chunk)
+        seqs = to_sequences(frames_between(self.model, self.signal, *g.input_frames(k0, k1), self.n_frames).abs(), g)
+        with_passes = getattr(self.model, "estimate_with_passes", None)  # optional part of the model contract
+        est, passes = (with_passes(seqs, **self.model_settings) if with_passes is not None
+                       else (self.model.estimate(seqs, **self.model_settings), None))  # (k1-k0, T', N), (k1-k0,)
+        if passes is not None:
+            if self.passes is None:
+                self.passes = torch.zeros(g.n_seq, dtype=torch.long)
+            self.passes[k0:k1] = passes.cpu()
+        return est
+
+    def get(self, ka: int, kb: int) -> torch.Tensor:
+        """Estimates of sequences ``ka .. kb - 1``: (kb - ka, T', N)."""
+        first, last = ka // self.chunk, (kb - 1) // self.chunk
+        for c in [c for c in self.cache if c < first]:
+            del self.cache[c]
+        parts = []
+        for c in range(first, last + 1):
+            if c not in self.cache:
+                self.cache[c] = self._compute(c)
+            parts.append(self.cache[c])
+        est = torch.cat(parts) if len(parts) > 1 else parts[0]
+        return est[ka - first * self.chunk : kb - first * self.chunk]
+
+
 class Separator:
     """A model and its inference settings; separates whole tracks block by block with bounded memory.
 
@@ -150,7 +196,9 @@ class Separator:
             and ignored (:func:`~lightning_mad.inference.settings.resolve`).
         margin_frames: extra frames on each side of a block used only by phase refinement.
 
-    ``separator.settings`` are the resolved settings (every separator setting set).
+    ``separator.settings`` are the resolved settings (every separator setting set); after :meth:`vocals`,
+    ``separator.decoder_passes`` holds the decoder passes run per sequence of that track, (n_seq,) int64 on the
+    CPU (None for models without recurrent inference).
     """
 
     def __init__(self, model: nn.Module, settings: InferenceSettings | Mapping | None = None,
@@ -158,6 +206,7 @@ class Separator:
         self.model = model
         self.settings = resolve(model, settings, overrides)
         self.margin_frames = margin_frames
+        self.decoder_passes: torch.Tensor | None = None
 
     def with_settings(self, **overrides) -> "Separator":
         """A separator of the same model with some settings replaced."""
@@ -165,13 +214,27 @@ class Separator:
 
     @property
     def model_settings(self) -> dict:
-        """The keyword arguments of ``model.estimate``."""
-        return {k: getattr(self.settings, k) for k in getattr(self.model, "inference_settings", ())
-                if getattr(self.settings, k) is not None}
+        """The keyword arguments of ``model.estimate`` (with recurrent inference: the stop group as well)."""
+        names = getattr(self.model, "inference_settings", ())
+        out = {k: getattr(self.settings, k) for k in names if getattr(self.settings, k) is not None}
+        if "stop_rule" in names:
+            out["stop_group"] = self.settings.released_batch
+        return out
+
+    @property
+    def chunk(self) -> int:
+        """Sequences per model call: ``batch_size`` (at most a block's sequences, which bounds memory), rounded up
+        to whole stop groups under ``stop_rule="batch"``."""
+        s = self.settings
+        chunk = max(1, min(s.batch_size, s.block_frames // (self.model.seq_len - 2 * self.model.context)))
+        if s.stop_rule == "batch" and "stop_rule" in getattr(self.model, "inference_settings", ()):
+            return -(-chunk // s.released_batch) * s.released_batch
+        return chunk
 
     def grid(self, n_samples: int) -> SequenceGrid:
         s = self.settings
-        return sequence_grid(self.model, self.model.stft.n_frames(n_samples), bool(s.edge_truncation), s.batch_size)
+        return sequence_grid(self.model, self.model.stft.n_frames(n_samples), bool(s.edge_truncation),
+                             s.released_batch)
 
     def estimated_span(self, n_samples: int) -> tuple[int, int]:
         """Samples ``[start, stop)`` whose frames are estimated: the whole track, or with ``edge_truncation`` the
@@ -203,15 +266,13 @@ class Separator:
         block_sequences = max(1, s.block_frames // step)
         margin = math.ceil(self.margin_frames / step) if s.phase_iterations > 1 else 0
         first_zero_bin = band_bin(stft, s.band_limit_hz)
-        estimate_kwargs = self.model_settings
+        estimates = EstimateStream(model, signal, grid, n_frames, self.chunk, self.model_settings)
         for k0 in range(0, n_seq, block_sequences):
             k1 = min(n_seq, k0 + block_sequences)
             ka, kb = max(0, k0 - margin), min(n_seq, k1 + margin)
             spec = frames_between(model, signal, *grid.input_frames(ka, kb), n_frames)
             mag = spec.abs()
-            seqs = to_sequences(mag, grid)  # (kb - ka, T, N)
-            est = torch.cat([model.estimate(seqs[i : i + s.batch_size], **estimate_kwargs)
-                             for i in range(0, seqs.shape[0], s.batch_size)])
+            est = estimates.get(ka, kb)  # (kb - ka, T', N)
             # (kb - ka, T', N) -> (frames, N) for the output frames of sequences ka..kb-1
             est = est.reshape(-1, stft.n_bins)
             f_a, f_b = grid.output_frames(ka, kb)
@@ -226,6 +287,7 @@ class Separator:
             out[start : start + block.shape[-1]] += block
             if progress is not None:
                 progress(k1, n_seq)
+        self.decoder_passes = estimates.passes
         return out[stft.pad : stft.pad + n_samples].to(mixture.device)
 
     def separate(self, audio, *, downmix: bool = False, progress=None) -> dict:

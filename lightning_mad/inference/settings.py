@@ -35,16 +35,20 @@ class InferenceSettings:
     """Whole-track separation settings (``None`` = the model's default; see the module docstring)."""
 
     # recurrent inference (MAD-SPEC §3): up to n_iter + 1 decoder passes, stop when the MSE between passes < tau;
-    # "batch" = the released rule (§13.13, a group of `batch_size` sequences stops together), "sequence" = per sequence
+    # "batch" = the released rule (§13.13, a group of `released_batch` sequences stops together), "sequence" = per
+    # sequence
     n_iter: Optional[int] = None
     tau: Optional[float] = None
     stop_rule: Optional[str] = None
     # 10 = the released Griffin-Lim-like loop from the mixture phase (§7.3, §13.9); 1 = the mixture phase only
     phase_iterations: Optional[int] = None
-    batch_size: Optional[int] = None  # sequences per model call
+    batch_size: Optional[int] = None  # sequences per model call (speed only: results do not depend on it)
+    # the released code's batch (16): the group that stops together under stop_rule "batch" and the multiple of
+    # sequences that edge_truncation keeps, whatever the compute batch_size
+    released_batch: Optional[int] = None
     block_frames: Optional[int] = None  # frames per separation block (bounds memory; 2560 ~ 22 s at hop 384)
     # §13.16: the released test-time coverage: the first L frames are never estimated and trailing sequences are
-    # dropped to a multiple of batch_size; evaluation then scores only the estimated span (estimate and references
+    # dropped to a multiple of released_batch; evaluation then scores only the estimated span (estimate and references
     # trimmed alike, as the released test code did)
     edge_truncation: Optional[bool] = None
     wiener_alpha: Optional[float] = None  # generalised Wiener exponent of the MIM comparators
@@ -100,7 +104,7 @@ class InferenceSettings:
         for name in ("n_iter",):
             if getattr(self, name) is not None and int(getattr(self, name)) < 0:
                 bad(name, "expected >= 0")
-        for name in ("phase_iterations", "batch_size", "block_frames"):
+        for name in ("phase_iterations", "batch_size", "released_batch", "block_frames"):
             if getattr(self, name) is not None and int(getattr(self, name)) < 1:
                 bad(name, "expected >= 1")
         if self.tau is not None and float(self.tau) < 0:
@@ -109,12 +113,13 @@ class InferenceSettings:
 
 
 #: settings of the separator itself, used whatever the model
-SEPARATOR_SETTINGS = ("phase_iterations", "batch_size", "block_frames", "edge_truncation", "accompaniment",
-                      "ratio_exponent", "band_limit_hz")
+SEPARATOR_SETTINGS = ("phase_iterations", "batch_size", "released_batch", "block_frames", "edge_truncation",
+                      "accompaniment", "ratio_exponent", "band_limit_hz")
 
 #: defaults of the separator settings (a model family may change them in ``inference_defaults``)
-SEPARATOR_DEFAULTS = InferenceSettings(phase_iterations=1, batch_size=16, block_frames=2560, edge_truncation=False,
-                                       accompaniment="residual", ratio_exponent=1.0, band_limit_hz=0.0)
+SEPARATOR_DEFAULTS = InferenceSettings(phase_iterations=1, batch_size=16, released_batch=16, block_frames=2560,
+                                       edge_truncation=False, accompaniment="residual", ratio_exponent=1.0,
+                                       band_limit_hz=0.0)
 
 _reported: set[tuple[str, str]] = set()
 

@@ -7,7 +7,8 @@ A :class:`SeparationModel` is a plain ``nn.Module`` with
 * ``stft``: its :class:`~lightning_mad.dsp.stft.STFT` (built by :meth:`build_stft` from ``cfg.win_length``,
   ``cfg.n_fft``, ``cfg.hop``, ``cfg.pad_hops``, checked against ``cfg.n_bins``);
 * ``seq_len`` (T) and ``context`` (L): the model reads sequences of T frames and estimates the central T - 2L;
-* ``estimate(x (B, T, N), **model_settings) -> (B, T - 2L, N)`` vocal magnitudes, without gradient;
+* ``estimate(x (B, T, N), **model_settings) -> (B, T - 2L, N)`` vocal magnitudes, without gradient
+  (``estimate_with_passes`` adds the decoder passes per sequence, None without recurrent inference);
 * ``inference_settings``: the model settings of :class:`~lightning_mad.inference.settings.InferenceSettings` that
   ``estimate`` takes (the separator passes exactly these), and ``inference_defaults``: this family's defaults (one
   place per model family; separator defaults otherwise).
@@ -62,3 +63,8 @@ class SeparationModel(nn.Module):
     def estimate(self, x: torch.Tensor, **model_settings) -> torch.Tensor:
         """(B, T, N) mixture magnitudes -> (B, T - 2L, N) vocal magnitudes."""
         raise NotImplementedError
+
+    def estimate_with_passes(self, x: torch.Tensor, **model_settings) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`estimate` and the decoder passes run per sequence, (B,) int64; None for a model without
+        recurrent inference."""
+        return self.estimate(x, **model_settings), None

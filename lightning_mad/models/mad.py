@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from lightning_mad.models.base import SeparationModel
-from lightning_mad.models.recurrent import ResidualBiGRUEncoder, init_gru_, recurrent_inference
+from lightning_mad.models.recurrent import RELEASED_STOP_GROUP, ResidualBiGRUEncoder, init_gru_, recurrent_inference
 
 
 def dense(n_in: int, n_out: int) -> nn.Linear:
@@ -79,7 +79,8 @@ class Masker(nn.Module):
         init_gru_(self.decoder)
         self.mask = dense(hidden, cfg.n_bins)  # weight (N, H): its main diagonal is the L1-penalised one
 
-    def forward(self, x: torch.Tensor, n_iter: int, tau: float, stop_rule: str) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, n_iter: int, tau: float, stop_rule: str,
+                stop_group: int = RELEASED_STOP_GROUP) -> dict[str, torch.Tensor]:
         """Shapes: x (B, T, N) mixture magnitude -> masker estimate (B, T', N), mask (B, T', N), passes (B,),
         and the states the mask comes from, ``h_enc`` (B, T', 2F) and ``h_dec`` (B, T', H) (read by MaD TwinNet's
         training-only twin, :mod:`lightning_mad.models.twinnet`)."""
@@ -89,7 +90,7 @@ class Masker(nn.Module):
         residual = x[:, ctx : n_steps - ctx, : 2 * f] if self.cfg.decoder_residual else None
         if self.cfg.decoder == "nri":
             n_iter = 0
-        h_dec, passes = recurrent_inference(self.decoder, h_enc, n_iter, tau, stop_rule, residual)
+        h_dec, passes = recurrent_inference(self.decoder, h_enc, n_iter, tau, stop_rule, residual, stop_group)
         mask = F.relu(self.mask(h_dec))  # (B, T', N)
         return {"masker": skip_filter(mask, x, ctx), "mask": mask, "passes": passes, "h_enc": h_enc, "h_dec": h_dec}
 
@@ -135,25 +136,33 @@ class MaD(SeparationModel):
         return "GRU-RIS" if self.cfg.decoder == "ris" else "GRU-NRI, one decoder pass"
 
     def forward(
-        self, x: torch.Tensor, n_iter: int = 10, tau: float = 1e-3, stop_rule: str = "sequence"
+        self, x: torch.Tensor, n_iter: int = 10, tau: float = 1e-3, stop_rule: str = "sequence",
+        stop_group: int = RELEASED_STOP_GROUP,
     ) -> dict[str, torch.Tensor]:
         """Masker then denoiser.
 
         Args:
             x: (B, T, N) mixture magnitude sequences (clipped to [0, 1] in training by the released code only).
-            n_iter, tau, stop_rule: recurrent inference (see :func:`recurrent_inference`); ignored by GRU-NRI.
+            n_iter, tau, stop_rule, stop_group: recurrent inference (see :func:`recurrent_inference`); ignored by
+                GRU-NRI.
 
         Returns:
             dict with ``vocals`` (B, T', N) denoiser output, ``masker`` (B, T', N) masker output, ``mask``
             (B, T', N) the mask layer's output, ``passes`` (B,) decoder passes run, and the masker's states
             ``h_enc`` (B, T', 2F) and ``h_dec`` (B, T', H) (the decoder's last pass).
         """
-        out = self.masker(x, n_iter, tau, stop_rule)
+        out = self.masker(x, n_iter, tau, stop_rule, stop_group)
         out["vocals"] = self.denoiser(out["masker"])
         return out
 
     @torch.no_grad()
-    def estimate(self, x: torch.Tensor, n_iter: int = 10, tau: float = 1e-3,
-                 stop_rule: str = "sequence") -> torch.Tensor:
+    def estimate(self, x: torch.Tensor, n_iter: int = 10, tau: float = 1e-3, stop_rule: str = "sequence",
+                 stop_group: int = RELEASED_STOP_GROUP) -> torch.Tensor:
         """Inference: (B, T, N) mixture magnitudes -> (B, T', N) vocal magnitudes."""
-        return self.forward(x, n_iter, tau, stop_rule)["vocals"]
+        return self.forward(x, n_iter, tau, stop_rule, stop_group)["vocals"]
+
+    @torch.no_grad()
+    def estimate_with_passes(self, x: torch.Tensor, **model_settings) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`estimate` and the decoder passes run per sequence: (B, T', N), (B,) int64."""
+        out = self.forward(x, **model_settings)
+        return out["vocals"], out["passes"]

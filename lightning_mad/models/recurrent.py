@@ -99,6 +99,11 @@ class ResidualBiGRUEncoder(nn.Module):
         return torch.cat([fwd, bwd], dim=-1)
 
 
+#: sequences that stop together under ``stop_rule="batch"``: the released code's batch (MAD-SPEC §3, §7.2). It is a
+#: property of the rule, not of the compute batch, so results do not change with speed settings.
+RELEASED_STOP_GROUP = 16
+
+
 def recurrent_inference(
     decoder: nn.GRU,
     h_enc: torch.Tensor,
@@ -106,23 +111,27 @@ def recurrent_inference(
     tau: float,
     stop_rule: str = "sequence",
     first_pass_residual: torch.Tensor | None = None,
+    stop_group: int = RELEASED_STOP_GROUP,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Re-apply the decoder GRU to its own output until successive outputs differ by MSE < tau (MAD-SPEC §3).
 
     The first pass always runs; then up to ``n_iter`` re-applications (so up to ``n_iter + 1`` passes, as in
     [code:mss]), each from a zero hidden state. Gradients flow through every executed pass; the stopping test
-    uses detached values.
+    uses detached values. Sequences (or groups) that have stopped are dropped from later passes: no work is done
+    for them.
 
     Args:
         decoder: GRU with input size == hidden size when ``n_iter > 0``.
         h_enc: (B, T', I) encoder output.
         n_iter: maximum number of re-applications (0 = a single pass: no recurrent inference).
         tau: stopping threshold on the MSE between consecutive outputs (0 = always run ``n_iter``).
-        stop_rule: ``"batch"`` — MSE over the whole batch tensor, all sequences stop together [code:mss];
-            ``"sequence"`` — per-sequence MSE, converged sequences are dropped from later passes (no work is
-            done for them), so the result does not depend on which sequences share a batch.
+        stop_rule: ``"batch"`` — the released rule [code:mss]: the MSE is taken over a group of ``stop_group``
+            consecutive sequences (the released batch of 16; the last group of a call may be smaller) and the
+            group stops together, so a compute batch of 64 holds 4 independent groups; ``"sequence"`` —
+            per-sequence MSE, so the result does not depend on which sequences share a batch.
         first_pass_residual: optional (B, T', H) tensor added to the first pass's output only (the decoder residual
             of [code:mss-init], spec §13.8).
+        stop_group: sequences per group under ``stop_rule="batch"``.
 
     Returns:
         y: (B, T', H) the last computed output of each sequence; passes: (B,) int64 number of decoder passes.
@@ -132,26 +141,27 @@ def recurrent_inference(
     y = decoder(h_enc)[0]
     if first_pass_residual is not None:
         y = y + first_pass_residual
-    passes = torch.ones(y.shape[0], dtype=torch.long, device=y.device)
+    n_seq = y.shape[0]
+    passes = torch.ones(n_seq, dtype=torch.long, device=y.device)
     if n_iter > 0 and y.shape[-1] != h_enc.shape[-1]:
         raise ValueError(f"recurrent inference needs decoder input size == hidden size, got "
                          f"{h_enc.shape[-1]} -> {y.shape[-1]} (GRU-NRI runs with n_iter=0)")
-    if stop_rule == "batch":
-        for _ in range(n_iter):
-            y_new = decoder(y)[0]
-            passes += 1
-            converged = torch.mean((y.detach() - y_new.detach()) ** 2) < tau
-            y = y_new
-            if converged:
-                break
-        return y, passes
-    active = torch.arange(y.shape[0], device=y.device)
+    group_size = stop_group if stop_rule == "batch" else 1
+    group = torch.arange(n_seq, device=y.device) // group_size  # (B,) the stop group of each sequence
+    n_groups = (n_seq + group_size - 1) // group_size
+    active = torch.arange(n_seq, device=y.device)
     for _ in range(n_iter):
-        y_act = y.index_select(0, active)
+        every = active.numel() == n_seq  # no sequence has stopped yet: no gather / scatter copies
+        y_act = y if every else y.index_select(0, active)
         y_new = decoder(y_act)[0]
         passes[active] += 1
-        mse = torch.mean((y_act.detach() - y_new.detach()) ** 2, dim=(1, 2))
-        y = y.index_copy(0, active, y_new)
+        mse = torch.mean((y_act.detach() - y_new.detach()) ** 2, dim=(1, 2))  # (A,) per active sequence
+        if group_size > 1:  # group MSE = mean over the group's elements (its sequences have equal sizes)
+            g = group[active]
+            total = mse.new_zeros(n_groups).index_add_(0, g, mse)
+            count = mse.new_zeros(n_groups).index_add_(0, g, torch.ones_like(mse))
+            mse = (total / count.clamp_min(1))[g]
+        y = y_new if every else y.index_copy(0, active, y_new)
         active = active[mse >= tau]
         if active.numel() == 0:
             break

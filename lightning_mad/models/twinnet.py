@@ -42,7 +42,7 @@ from torch.nn import functional as F
 
 from lightning_mad.models.base import SeparationModel
 from lightning_mad.models.mad import MaD, dense, skip_filter
-from lightning_mad.models.recurrent import init_gru_
+from lightning_mad.models.recurrent import RELEASED_STOP_GROUP, init_gru_
 
 # MaD's switches as TwinNet Paper-code has them [code:tw] (MAD-SPEC §2.3-§2.5, §10, §13.5)
 TWINNET_MAD_DEFAULTS = dict(decoder="ris", encoder_residual="on_output", backward_alignment="mirrored",
@@ -144,7 +144,11 @@ class MaDTwinNet(SeparationModel):
         return out
 
     @torch.no_grad()
-    def estimate(self, x: torch.Tensor, n_iter: int = 0, tau: float = 0.0,
-                 stop_rule: str = "sequence") -> torch.Tensor:
+    def estimate(self, x: torch.Tensor, n_iter: int = 0, tau: float = 0.0, stop_rule: str = "sequence",
+                 stop_group: int = RELEASED_STOP_GROUP) -> torch.Tensor:
         """Inference with the MaD alone: (B, T, N) mixture magnitudes -> (B, T', N) vocal magnitudes."""
-        return self.mad.estimate(x, n_iter, tau, stop_rule)
+        return self.mad.estimate(x, n_iter, tau, stop_rule, stop_group)
+
+    def estimate_with_passes(self, x: torch.Tensor, **model_settings) -> tuple[torch.Tensor, torch.Tensor]:
+        """The inference MaD's :meth:`~lightning_mad.models.mad.MaD.estimate_with_passes`."""
+        return self.mad.estimate_with_passes(x, **model_settings)
