@@ -10,6 +10,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from lightning_mad import machine
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_MIX = ROOT / "data" / "sample" / "medleydb" / "Audio" / "MusicDelta_80sRock" / "MusicDelta_80sRock_MIX.wav"
 RATE = 44100
@@ -66,14 +68,7 @@ def looped_audio(seconds: float, rate: int = RATE) -> tuple[torch.Tensor, str]:
 
 def gemm_gflops(m: int, k: int, n: int, seconds: float = 0.5) -> float:
     """Measured torch.matmul throughput (GFLOP/s, 2mkn per product) at this shape, float32."""
-    a, b = torch.randn(m, k), torch.randn(k, n)
-    for _ in range(3):
-        a @ b
-    reps, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        a @ b
-        reps += 1
-    return 2 * m * k * n * reps / (time.perf_counter() - t0) / 1e9
+    return machine.gemm_gflops(m, k, n, seconds)
 
 
 def mad_flops_per_sequence(cfg, passes: int) -> dict[str, float]:

@@ -1,6 +1,6 @@
 """Run every benchmark, print a markdown summary table and write ``benchmarks/results.md``.
 
-    python -m benchmarks.run_all            # full (about 10-15 min on 2 cores)
+    python -m benchmarks.run_all            # full (under 10 min on 2 cores at a GEMM peak of 220 GFLOP/s)
     python -m benchmarks.run_all --quick    # tiny sizes, a smoke test (seconds)
     python -m benchmarks.run_all --only training separation
 """
@@ -18,8 +18,9 @@ import traceback
 import torch
 
 from benchmarks.common import ROOT, Row
+from lightning_mad import machine
 
-SUITES = ("bounds", "training", "separation", "memory", "dataloading", "evaluation")
+SUITES = ("bounds", "inference_batch", "trained", "training", "separation", "memory", "dataloading", "evaluation")
 
 
 def _fmt(v) -> str:
@@ -54,6 +55,7 @@ def main(argv=None) -> int:
     p.add_argument("--output", default=None, help="results file (default benchmarks/results.md; quick: none)")
     a = p.parse_args(argv)
     load_before = os.getloadavg()
+    peak_before = machine.gemm_gflops()
     started = time.perf_counter()
     rows: list[Row] = []
     failures = []
@@ -79,7 +81,10 @@ def main(argv=None) -> int:
         f"- load average (1/5/15 min) before: {load_before[0]:.2f} / {load_before[1]:.2f} / {load_before[2]:.2f}, "
         f"after: {load_after[0]:.2f} / {load_after[1]:.2f} / {load_after[2]:.2f}",
         f"- total time: {elapsed:.0f} s",
-        "- weights: random (no trained weights available here); recurrent inference with tau=0 (fixed passes)",
+        f"- GEMM peak (torch.matmul 2048^3, float32) at the start: {peak_before:.0f} GFLOP/s, at the end: "
+        f"{machine.gemm_gflops():.0f} GFLOP/s; `x at GEMM 220` figures are scaled by 220 / the run's own peak",
+        "- weights: random (fixed passes, tau = 0) except the `trained` suite (the shipped GRU-NRI and the MIR-1K "
+        "benchmark's GRU-RIS-l checkpoint, if `make mir1k-benchmark` has run)",
         "",
     ]
     text = "\n".join(header) + table(rows) + "\n"

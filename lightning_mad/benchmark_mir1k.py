@@ -37,6 +37,7 @@ def run_benchmark(budget: float = 10.0, data_root: str | None = None, overrides:
                   registry: str | Path | None = None, rows: list[str] | None = None, out: str | Path = "results",
                   limit: int | None = None, workers: int = 1, progress: bool = True) -> pd.DataFrame:
     """Train, score and tabulate; returns the frame written to ``mir1k.csv``."""
+    from lightning_mad import machine
     from lightning_mad.config.load import experiments_dir, load_config
     from lightning_mad.data.registry import sample_root
     from lightning_mad.data.specs import split_dataset
@@ -53,8 +54,7 @@ def run_benchmark(budget: float = 10.0, data_root: str | None = None, overrides:
     reg = load_registry(registry or experiments_dir() / "tables" / "mir1k.yaml")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    seconds = int(round(budget * 60))
-    max_time = f"00:{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+    max_time = machine.max_time(int(round(budget * 60)))
     label = f"{budget:g} min (profile budget)"
     common = {"data": "mir1k", "protocol": "mir1k", "aggregation": "length-weighted mean", "budget": label}
     records, stfts = [], {}

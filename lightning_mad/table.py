@@ -60,8 +60,14 @@ def run_table(
     tracks: list[str] | None = None,
     oracles: bool = True,
     progress: bool = True,
+    budget: float | None = None,
 ) -> pd.DataFrame:
-    """Build the table; returns the long frame written to ``table.csv``."""
+    """Build the table; returns the long frame written to ``table.csv``.
+
+    ``budget``: minutes of training per row at the reference GEMM peak (220 GFLOP/s), the same for every row: each
+    row gets ``trainer.max_time`` = budget x 220 / the peak measured on this machine (once per output folder,
+    ``<out>/machine.json``, so a rerun reuses its runs). None: the profile's own budget (epochs or max_time).
+    """
     from lightning_mad.config.load import experiments_dir, load_config
     from lightning_mad.data.specs import split_dataset
     from lightning_mad.evaluate import TrackSelection, evaluate
@@ -72,6 +78,16 @@ def run_table(
     reg = load_registry(registry or experiments_dir() / "tables" / "poster.yaml")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    budget_note = ""
+    if budget is not None:
+        from lightning_mad import machine
+
+        peak = machine.measured_peak(out / "machine.json")["gemm_gflops"]
+        seconds = machine.scaled_seconds(budget, peak)
+        overrides = overrides + [f"trainer.max_time={machine.max_time(seconds)}"]
+        budget_note = (f"{budget:g} min per row at GEMM {machine.REFERENCE_GEMM_GFLOPS:g} GFLOP/s = {seconds} s here "
+                       f"(GEMM peak {peak:g} GFLOP/s, {out / 'machine.json'})")
+        print(f"table: {budget_note}", flush=True)
     test_cfg = load_config([f"profile={profile}", f"data={data}", *overrides])  # the table's test split
     protocol = get_protocol(default_protocols(test_cfg)[0])
     aggregations = list(protocol.aggregations)
@@ -87,9 +103,16 @@ def run_table(
                 "official_pooled_SIR": _nan(pooled.get("SIR")), "note": row.get("note", "")}
 
     selected = [r for r in reg["rows"] if not rows or r["name"] in rows]
+    done: dict[str, list[dict]] = {}  # row name -> its records (for rows that are the same run on the sample)
     for row in selected:
         exp = row.get("experiment")
         rec = base_record(row)
+        twin = row.get("sample_same_as")
+        if data == "sample" and twin in done:  # e.g. MIM-DWF+ = MIM-DWF when both train on the sample
+            records += [{**r, **rec, "note": f"{rec['note']}; on the sample the same run as {twin}".lstrip("; ")}
+                        for r in done[twin]]
+            continue
+        first_record = len(records)
         if not exp or not (experiments_dir() / f"{exp}.yaml").is_file():
             records.append({**rec, "status": "not implemented", "data": data, "protocol": protocol.name,
                             "aggregation": aggregations[0], "profile": profile})
@@ -105,7 +128,8 @@ def run_table(
             if not ckpt:
                 raise RuntimeError(f"row {row['name']}: training left no checkpoint (profile {profile!r} with "
                                    f"checkpoints disabled?)")
-            budget = {"epochs": cfg.optim.max_epochs, "steps": _steps(ckpt)}
+            budget = {"epochs": None if cfg.trainer.get("max_time") else cfg.optim.max_epochs,
+                      "steps": _steps(ckpt), "train_seconds": _train_seconds(cfg)}
             train_data = cfg.data.preset
             ev = evaluate(cfg, ckpt, protocols=[protocol.name], workers=workers,
                           out_dir=Path(result["run_dir"]) / "eval" / f"{cfg.data.preset}-{cfg.data.split}",
@@ -132,6 +156,7 @@ def run_table(
                             "SDR_spread": float(np.nanmax(sdr) - np.nanmin(sdr)) if len(sdr) > 1 else float("nan"),
                             "n_seeds": len(per_seed), "status": "ok", "data": train_data, "protocol": protocol.name,
                             "aggregation": agg, "profile": profile, **budget})
+        done[row["name"]] = records[first_record:]
 
     for ref in reg.get("reference", []) or []:
         official = ref.get("official") or {}
@@ -164,7 +189,7 @@ def run_table(
     table = pd.DataFrame(records).reindex(columns=COLUMNS)
     table.to_csv(out / "table.csv", index=False)
     primary = table[(table["aggregation"] == aggregations[0]) | ~table["status"].isin(["ok", "oracle"])]
-    (out / "table.md").write_text(to_markdown(primary, protocol.name, aggregations[0], data, profile))
+    (out / "table.md").write_text(to_markdown(primary, protocol.name, aggregations[0], data, profile, budget_note))
     (out / "table.tex").write_text(to_latex(primary))
     if os.environ.get("WANDB_MODE", "offline").lower() != "disabled":
         from lightning_mad.provenance import provenance
@@ -205,6 +230,15 @@ def check_same_test_split(cfg, test_cfg, row: str) -> None:
                           f"the table's ({test_cfg.data.preset!r}); choose data= with the same test corpus")
 
 
+def _train_seconds(cfg):
+    """The row's wall-clock training budget in seconds (``trainer.max_time``), None without one."""
+    value = cfg.trainer.get("max_time")
+    if not value:
+        return None
+    d, h, m, s = (int(x) for x in str(value).split(":"))
+    return ((d * 24 + h) * 60 + m) * 60 + s
+
+
 def _steps(ckpt: str):
     try:
         import torch
@@ -214,7 +248,8 @@ def _steps(ckpt: str):
         return None
 
 
-def to_markdown(df: pd.DataFrame, protocol: str, aggregation: str, data: str, profile: str) -> str:
+def to_markdown(df: pd.DataFrame, protocol: str, aggregation: str, data: str, profile: str,
+                budget_note: str = "") -> str:
     lines = [f"# MaD table reproduction (vocals, dB): data {data}, protocol {protocol}, {aggregation}, "
              f"profile {profile}", "",
              "Paper = poster (DSD100 Test). Official = SiSEC 2016 results, BSS Eval v3, median of track medians "
@@ -222,7 +257,8 @@ def to_markdown(df: pd.DataFrame, protocol: str, aggregation: str, data: str, pr
              "authors aggregate them: median over all frames of the 50 tracks (experiments/tables/poster.yaml). "
              "Ours = this run (spread = half the max-min range over seeds); data = each row's training data."
              + (" Profile quick: fidelity released_code except the sampler (random excerpts over every training "
-                "clip); best checkpoint by val/sdr_vocals." if profile == "quick" else ""), "",
+                "clip); best checkpoint by val/sdr_vocals." if profile == "quick" else "")
+             + (f" Training budget: {budget_note}; best checkpoint by val/sdr_vocals." if budget_note else ""), "",
              "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(cells) + " |" for cells in _display(df)]
     return "\n".join(lines) + "\n"
@@ -256,7 +292,9 @@ COMMAND = Command(
           Key("workers", "int", "scoring processes", 1),
           Key("limit", "int", "only the first N test tracks"),
           Key("tracks", "names", "only these test tracks"),
-          Key("oracles", "bool", "score the oracle rows", True)),
+          Key("oracles", "bool", "score the oracle rows", True),
+          Key("budget", "float", "minutes of training per row at a GEMM peak of 220 GFLOP/s, scaled by this "
+                                 "machine's measured peak (sets every row's trainer.max_time)")),
 )
 
 
@@ -266,6 +304,6 @@ def main(args: list[str]) -> int:
     out = Path(own["out"])
     run_table(profile=own["profile"], data=own["data"], seeds=own["seeds"], overrides=rest, registry=own["registry"],
               rows=own["rows"], out=out, workers=own["workers"], limit=own["limit"], tracks=own["tracks"],
-              oracles=own["oracles"])
+              oracles=own["oracles"], budget=own["budget"])
     print((out / "table.md").read_text(), flush=True)
     return 0

@@ -9,7 +9,7 @@ import pandas as pd
 
 TABLE_COLUMNS = ["method", "paper_SDR", "paper_SIR", "official_SDR", "official_SIR", "official_source",
                  "official_pooled_SDR", "official_pooled_SIR", "SDR", "SIR", "SAR", "SDR_spread", "n_seeds", "status",
-                 "data", "protocol", "aggregation", "profile", "epochs", "steps", "note"]
+                 "data", "protocol", "aggregation", "profile", "epochs", "steps", "train_seconds", "note"]
 
 
 def _fmt(x, digits: int = 2) -> str:
@@ -26,21 +26,21 @@ def table_cells(df: pd.DataFrame) -> list[list[str]]:
         ours = "not implemented" if r.status == "not implemented" else _fmt(r.SDR)
         if r.status == "ok" and isinstance(r.SDR_spread, float) and not math.isnan(r.SDR_spread):
             ours += f" (±{r.SDR_spread / 2:.2f})"
-        steps = "" if pd.isna(r.steps) else str(int(r.steps))
-        epochs = "" if pd.isna(r.epochs) else str(int(r.epochs))
+        steps = "" if pd.isna(r.steps) else f"{int(r.steps)}st"
+        epochs = "" if pd.isna(r.epochs) else f"{int(r.epochs)}ep"
+        seconds = "" if pd.isna(getattr(r, "train_seconds", None)) else f"{int(r.train_seconds)}s"
         out.append([str(r.method), _fmt(r.paper_SDR), _fmt(r.paper_SIR),
                     _fmt(r.official_SDR) + (f" ({r.official_source})" if isinstance(r.official_source, str)
                                              and r.official_source else ""),
                     _fmt(r.official_SIR), _fmt(r.official_pooled_SDR), _fmt(r.official_pooled_SIR), ours,
                     _fmt(r.SIR), _fmt(r.SAR), str(r.data), str(r.protocol),
-                    str(r.aggregation), f"{r.profile if isinstance(r.profile, str) else ''} {epochs}ep {steps}st"
-                    .strip() if r.status == "ok" else str(r.status)])
+                    str(r.aggregation), " ".join(x for x in (r.profile if isinstance(r.profile, str) else "", epochs, seconds, steps) if x) if r.status == "ok" else str(r.status)])
     return out
 
 
 TABLE_HEADER = ["method", "paper SDR", "paper SIR", "official SDR", "official SIR", "official pooled SDR",
                 "official pooled SIR", "ours SDR", "ours SIR", "ours SAR", "data", "protocol", "aggregation",
-                "budget (profile, epochs, steps)"]
+                "budget (profile, epochs or seconds, steps)"]
 
 
 SCORES = ("GNSDR", "GSIR", "GSAR")

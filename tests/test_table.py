@@ -60,3 +60,35 @@ def test_table_tiny_and_missing_rows(tmp_path, capsys):
     assert cli.main(args) == 0
     assert {p: p.stat().st_mtime_ns for p in written} == written
     assert pd.read_csv(out / "table.csv").equals(table)
+
+
+def test_table_budget_is_the_same_max_time_per_row_scaled_by_the_machine(tmp_path, capsys):
+    """budget=<minutes at GEMM 220> gives every row trainer.max_time = budget x 220 / the measured peak; the peak is
+    measured once per output folder (machine.json) and read back on reruns; a sample_same_as row reuses its twin."""
+    import json
+
+    from lightning_mad import machine
+
+    assert machine.scaled_seconds(1.0, 220.0) == 60 and machine.scaled_seconds(1.0, 110.0) == 120
+    assert machine.max_time(3725) == "00:01:02:05"
+    registry = tmp_path / "table.yaml"
+    registry.write_text(yaml.safe_dump({"rows": [
+        {"name": "TINY", "experiment": "tiny"},
+        {"name": "TINY-TWIN", "experiment": "tiny_twinnet", "sample_same_as": "TINY"}]}))
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "machine.json").write_text(json.dumps({"gemm_gflops": 440.0, "measured_at": "test"}))
+    args = ["table", "profile=budget", "budget=0.05", "data=sample", f"registry={registry}", f"out={out}",
+            "tracks=Kenshin_4_10", "workers=0", f"output_dir={tmp_path / 'runs'}", "logger.wandb=false",
+            "oracles=false", "trainer.limit_val_batches=1", "trainer.enable_progress_bar=false"]
+    assert cli.main(args) == 0
+    printed = capsys.readouterr().out
+    assert "0.05 min per row at GEMM 220 GFLOP/s = 2 s here (GEMM peak 440 GFLOP/s" in printed
+    table = pd.read_csv(out / "table.csv")
+    tiny, twin = (table[table["method"] == name] for name in ("TINY", "TINY-TWIN"))
+    assert (tiny["train_seconds"] == 2).all() and tiny["epochs"].isna().all()
+    assert list(twin["SDR"]) == list(tiny["SDR"]) and twin["note"].str.contains("same run as TINY").all()
+    config = yaml.safe_load(next((tmp_path / "runs").glob("tiny-budget-*/config.yaml")).read_text())
+    assert config["trainer"]["max_time"] == "00:00:00:02"
+    assert not list((tmp_path / "runs").glob("tiny_twinnet-*"))  # the twin row trained nothing
+    assert "budget 2s" in (out / "table.md").read_text()

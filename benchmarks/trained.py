@@ -1,0 +1,179 @@
+"""Separation with trained weights: decoder passes actually used, and speed on a 3-minute song beside Open-Unmix.
+
+* GRU-RIS-l: the MIR-1K benchmark's checkpoint (``make mir1k-benchmark`` writes it; the best of
+  ``runs/mir1k-benchmark/gru_ris_l-*/checkpoints/step*-sdr*.ckpt``, or ``$LIGHTNING_MAD_RIS_CHECKPOINT``). No
+  GRU-RIS-l ships with the package, so a fresh clone prints "not available" for its rows.
+* GRU-NRI: the shipped pretrained ``mad-mir1k`` (one decoder pass by construction: no histogram).
+* Passes: per sequence, over every sequence of the bundled MIR-1K test clips (the 42 clips of the 17 singers the
+  models never saw), at tau 1e-3 (GRU-RIS-l's training and default setting) and 1e-2, the family's per-sequence
+  stopping, iter 10 (at most 11 passes).
+* Speed: a 3-minute mono song (the bundled MedleyDB mix looped), the model's stored inference settings, family
+  default batch, with the mixture phase and with the released 10-pass phase loop; the whole of
+  ``Separator.vocals`` (STFT, model, stem rule, phase, overlap-add). Beside it Open-Unmix 1.3.0's ``Separator``
+  (its STFT, its model class with random weights, Wiener EM off (``niter=0``), residual accompaniment, iSTFT) on
+  the same audio. Every speed is also given scaled to a GEMM peak of 220 GFLOP/s (value x 220 / the GEMM peak
+  measured in the same run), since this CPU's speed drifts several-fold between days.
+* FLOP ratio: model matrix-product FLOP per second of audio, counted on a 20-s excerpt by
+  ``torch.utils.flop_counter`` (LSTM products, which it does not see on the CPU, are added from the weight sizes);
+  the speed ratio beside it says what the code, not the arithmetic, controls.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import re
+from collections import Counter
+
+import torch
+
+from benchmarks.common import ROOT, Row, gemm_gflops, looped_audio, median, timed
+from benchmarks.separation import load_openunmix
+
+PEAK_REFERENCE = 220.0  # GFLOP/s: the README's reference GEMM peak of this machine
+TARGET_RT = 10.0
+RIS_ENV = "LIGHTNING_MAD_RIS_CHECKPOINT"
+
+
+def ris_checkpoint() -> str | None:
+    """The trained GRU-RIS-l checkpoint: ``$LIGHTNING_MAD_RIS_CHECKPOINT`` or the MIR-1K benchmark's best."""
+    if os.environ.get(RIS_ENV):
+        return os.environ[RIS_ENV]
+    found = glob.glob(str(ROOT / "runs" / "mir1k-benchmark*" / "gru_ris_l-*" / "checkpoints" / "step*-sdr*.ckpt"))
+    scored = [(float(re.search(r"sdr(-?[\d.]+)\.ckpt$", p).group(1)), p) for p in found
+              if re.search(r"sdr(-?[\d.]+)\.ckpt$", p)]
+    return max(scored)[1] if scored else None
+
+
+def test_clips(limit: int | None = None):
+    from lightning_mad.data.mir1k import MIR1KDataset
+    from lightning_mad.data.registry import sample_root
+
+    data = MIR1KDataset(sample_root() / "mir1k", split="test")
+    return [data[i] for i in range(len(data) if limit is None else min(limit, len(data)))]
+
+
+def passes_histogram(loaded, clips, tau: float) -> Counter:
+    """Decoder passes per sequence over ``clips`` (Counter passes -> sequences)."""
+    separator = loaded.separator({"tau": tau, "n_iter": 10, "stop_rule": "sequence"})
+    counts = Counter()
+    for clip in clips:
+        separator.vocals(torch.as_tensor(clip.mixture, dtype=torch.float32))
+        counts.update(separator.decoder_passes.tolist())
+    return counts
+
+
+def model_flops_per_audio_second(fn, seconds: float, lstms=()) -> float:
+    """Matrix-product FLOP of ``fn()`` (which processes ``seconds`` of audio) per second of audio."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    extra = [0]
+
+    def hook(module, inputs, output):  # (B, T, I) batch_first or (T, B, I)
+        x = inputs[0]
+        steps = x.shape[0] * x.shape[1]
+        weights = sum(p.numel() for n, p in module.named_parameters() if n.startswith("weight"))
+        extra[0] += 2 * weights * steps
+
+    handles = [m.register_forward_hook(hook) for m in lstms]
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            fn()
+    finally:
+        for h in handles:
+            h.remove()
+    return (counter.get_total_flops() + extra[0]) / seconds
+
+
+def openunmix_separator(n_bins: int = 2049):
+    OpenUnmix, why = load_openunmix()
+    if OpenUnmix is None:
+        return None, why
+    from openunmix.model import Separator as UMXSeparator
+
+    torch.manual_seed(0)
+    umx = OpenUnmix(nb_bins=n_bins, nb_channels=1, hidden_size=512, max_bin=1487)
+    sep = UMXSeparator({"vocals": umx}, niter=0, residual=True, nb_channels=1, n_fft=4096, n_hop=1024).eval()
+    return sep, None
+
+
+def run(quick: bool = False, repeats: int | None = None) -> list[Row]:
+    from lightning_mad.inference.api import load_model
+
+    repeats = repeats or 1
+    rows: list[Row] = []
+    peak = gemm_gflops(2048, 2048, 2048, 0.5 if quick else 1.0)
+    scale = PEAK_REFERENCE / peak
+    seconds = 6.0 if quick else 180.0
+    audio, source = looped_audio(seconds)
+    excerpt = audio[: int(44100 * (2.0 if quick else 20.0))]
+    excerpt_s = excerpt.shape[-1] / 44100
+    clips = test_clips(2 if quick else None)
+
+    ckpt = ris_checkpoint()
+    models = {"gru_nri (pretrained mad-mir1k)": load_model("mad-mir1k")}
+    if ckpt:
+        models["gru_ris_l (MIR-1K benchmark checkpoint)"] = load_model(ckpt)
+    else:
+        rows.append(Row(figure="passes used, gru_ris_l trained", value=None, unit="passes",
+                        note="no trained GRU-RIS-l here: run `make mir1k-benchmark` (or set "
+                             f"${RIS_ENV}); no GRU-RIS-l ships with the package"))
+
+    umx, why = openunmix_separator()
+    umx_s = umx_flops = None
+    if umx is not None:
+        x = audio.reshape(1, 1, -1)
+        with torch.no_grad():
+            umx_s = median(timed(lambda: umx(x), repeats, warmup=0 if not quick else 1))
+        lstms = [m for m in umx.modules() if isinstance(m, torch.nn.LSTM)]
+        umx_flops = model_flops_per_audio_second(lambda: umx(excerpt.reshape(1, 1, -1)), excerpt_s, lstms)
+        rows.append(Row(figure="separation Open-Unmix pipeline (3-min song)", value=seconds / umx_s,
+                        unit="x real time", note=f"openunmix 1.3.0 Separator: STFT 4096/1024, OpenUnmix(hidden 512, "
+                        f"max_bin 1487, random weights), niter=0 (no Wiener EM), residual accompaniment, iSTFT; "
+                        f"{umx_s:.1f} s for {seconds:.0f} s; {seconds / umx_s * scale:.1f}x at GEMM 220; "
+                        f"{umx_flops / 1e9:.2f} GFLOP per audio second; GEMM peak {peak:.0f} GFLOP/s",
+                        extra={"scaled": seconds / umx_s * scale}))
+    else:
+        rows.append(Row(figure="separation Open-Unmix pipeline (3-min song)", value=None, unit="x real time",
+                        note=f"openunmix not importable ({why}); `make bench` installs it"))
+
+    for label, loaded in models.items():
+        ris = "ris" in label
+        if ris:
+            for tau in (1e-3, 1e-2):
+                hist = passes_histogram(loaded, clips, tau)
+                n = sum(hist.values())
+                mean = sum(p * c for p, c in hist.items()) / n
+                text = ", ".join(f"{p}: {hist[p]}" for p in sorted(hist))
+                rows.append(Row(figure=f"passes used, gru_ris_l trained, tau={tau:g}", value=mean, unit="passes",
+                                note=f"mean of {n} sequences of {len(clips)} bundled MIR-1K test clips, iter 10 "
+                                     f"(max 11 passes), per-sequence stopping; histogram passes: sequences = "
+                                     f"{text}; {os.path.basename(ckpt)}",
+                                extra={"histogram": dict(hist)}))
+                print(f"  {rows[-1].figure}: {mean:.2f} ({text})", flush=True)
+        base = loaded.separator()
+        flops = model_flops_per_audio_second(lambda: base.vocals(excerpt), excerpt_s)
+        for phase in (1, 10):
+            separator = loaded.separator({"phase_iterations": phase})
+            t = median(timed(lambda: separator.vocals(audio), repeats, warmup=0 if not quick else 1))
+            rt = seconds / t
+            passes = separator.decoder_passes
+            used = f"{passes.float().mean():.2f} passes per sequence used on this song" if passes is not None \
+                else "1 decoder pass"
+            ratio = umx_s / t if umx_s else None
+            flop_ratio = flops / umx_flops if umx_flops else None
+            met = ""
+            if ris and phase == 1:
+                met = "yes" if rt * scale >= TARGET_RT else "NO"
+            s = separator.settings
+            rows.append(Row(
+                figure=f"separation {label.split(' ')[0]} trained, phase_iterations={phase} (3-min song)",
+                value=rt, unit="x real time", reference="Open-Unmix pipeline" if umx_s else "",
+                ratio=ratio, target=">= 10x real time at GEMM 220" if ris and phase == 1 else "",
+                note=f"{label}; {rt * scale:.1f}x scaled to GEMM 220 (peak this run {peak:.0f}); {used}; "
+                     f"tau {s.tau}, batch {s.batch_size}, block {s.block_frames}; {t:.1f} s for {seconds:.0f} s "
+                     f"({source}); model {flops / 1e9:.2f} GFLOP per audio second"
+                     + (f", FLOP ratio to Open-Unmix {flop_ratio:.1f}x (speed ratio {ratio:.2f}x: "
+                        f"speed ratio x FLOP ratio = {ratio * flop_ratio:.2f})" if flop_ratio and ratio else ""),
+                extra={"met": met, "scaled": rt * scale}))
+            print(f"  {rows[-1].figure}: {rt:.3g}x ({rt * scale:.3g}x at 220)", flush=True)
+    return rows

@@ -1,0 +1,54 @@
+"""This machine's speed, measured: the float32 GEMM peak, and wall-clock budgets scaled by it.
+
+CPU speed drifts several-fold between days on shared machines, so a training budget in minutes means different
+amounts of work on different days. A budget given "at the reference peak" (:data:`REFERENCE_GEMM_GFLOPS`, the
+peak the README's figures were taken at) is scaled by the peak measured now: on a machine half as fast the rows
+train twice as long, so they do about the same work.
+"""
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+#: GFLOP/s of ``torch.matmul`` at 2048^3 (float32, all threads) on this project's 2-core reference machine
+REFERENCE_GEMM_GFLOPS = 220.0
+
+
+def gemm_gflops(m: int = 2048, k: int = 2048, n: int = 2048, seconds: float = 1.0) -> float:
+    """Measured ``torch.matmul`` throughput (GFLOP/s, 2mkn per product) at this shape, float32."""
+    a, b = torch.randn(m, k), torch.randn(k, n)
+    for _ in range(3):
+        a @ b
+    reps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        a @ b
+        reps += 1
+    return 2 * m * k * n * reps / (time.perf_counter() - t0) / 1e9
+
+
+def measured_peak(record: str | Path | None = None) -> dict:
+    """The GEMM peak, measured once per ``record`` file (JSON; later calls read it back, so a resumed run keeps
+    the budgets it started with). Returns ``{"gemm_gflops", "measured_at"}``."""
+    path = Path(record) if record else None
+    if path is not None and path.is_file():
+        return json.loads(path.read_text())
+    peak = {"gemm_gflops": round(gemm_gflops(), 1),
+            "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(peak, indent=1))
+    return peak
+
+
+def scaled_seconds(minutes_at_reference: float, peak_gflops: float) -> int:
+    """Wall-clock seconds that do the work of ``minutes_at_reference`` minutes at the reference peak here."""
+    return max(1, int(round(minutes_at_reference * 60.0 * REFERENCE_GEMM_GFLOPS / peak_gflops)))
+
+
+def max_time(seconds: int) -> str:
+    """Lightning's ``trainer.max_time`` string ``DD:HH:MM:SS``."""
+    return f"00:{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
