@@ -85,8 +85,8 @@ def test_wandb_offline_run_lands_on_disk(tmp_path, monkeypatch):
     runs = list(Path(result["run_dir"]).glob("wandb/offline-run-*"))
     assert runs, "no offline W&B run written"
     media = runs[0] / "files" / "media"
-    assert list(media.glob("audio/val/example_vocals_*.wav")), "no validation audio example logged"
-    assert list(media.glob("images/val/example_mask_*.png")), "no mask image logged"
+    assert len(list(media.glob("audio/val/example_audio_*.wav"))) >= 3, "no validation audio examples logged"
+    assert list(media.glob("images/val/example_*.png")), "no validation example figure logged"
     import wandb
     assert wandb.run is None  # always finished
 
