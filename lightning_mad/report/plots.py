@@ -316,7 +316,8 @@ def read_training_curve(metrics_csv: str | Path, metric: str = "val/sdr_vocals")
 
 def training_curves(csv_paths: Mapping[str, str | Path] | Sequence[str | Path], metric: str = "val/sdr_vocals"):
     """Validation SDR against step (left, log scale: short and long runs both readable) and against minutes
-    (right, estimated: :func:`read_training_curve`) of each run. ``csv_paths``: ``{label: metrics.csv}`` or a list (labels = the run folder names)."""
+    (right, estimated: :func:`read_training_curve`) of each run. ``csv_paths``: ``{label: metrics.csv}`` or a
+    list (labels = the run folder names)."""
     if not isinstance(csv_paths, Mapping):
         csv_paths = {Path(p).parent.parent.name: p for p in csv_paths}
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11.0, 3.6), sharey=True)
