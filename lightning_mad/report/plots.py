@@ -7,6 +7,8 @@ One plotting module for the HTML report (:mod:`lightning_mad.report.html`), W&B 
 * :func:`box_plots`: per-track SDR / SIR / SAR (vocals) per row, from a long frame
   (:data:`lightning_mad.evaluation.store.LONG_COLUMNS`);
 * :func:`gnsdr_bars`: the MIR-1K benchmark's GNSDR per row, published and oracle rows marked;
+* :func:`paper_vs_ours`: the poster's SDR / SIR beside ours per table row (the notebook);
+* :func:`score_against_minutes`: a run's scores against training minutes (the shipped model's curve);
 * :func:`sweep_heatmap`: the recurrent-inference sweep over iter x tau, and decoder passes against SDR;
 * :func:`training_curves`: validation SDR against step and against minutes, from Lightning ``CSVLogger`` files.
 
@@ -104,7 +106,8 @@ def separation_figure(signals: Mapping[str, np.ndarray], rate: int, mask: np.nda
         hz_axis(ax, rate)
         ax.set_title(name, fontsize=9, loc="left")
     bar = fig.colorbar(mesh, ax=axes[: len(specs)].tolist(), pad=0.01, fraction=0.03)
-    bar.set_label("dB (re. loudest bin)" if reference_db is None else "dB (re. loudest bin of the clip)")
+    # short enough for a one-panel figure (the report's clips)
+    bar.set_label("dB re. loudest bin" if reference_db is None else "dB re. clip's loudest bin", fontsize=8)
     if mask is not None:
         if mask_times is None or mask_freqs is None:
             raise ValueError("separation_figure: a mask needs mask_times and mask_freqs")
@@ -222,6 +225,58 @@ def gnsdr_bars(table: pd.DataFrame, score: str = "GNSDR"):
     return fig
 
 
+def paper_vs_ours(table: pd.DataFrame, metrics: Sequence[str] = ("SDR", "SIR"), ours_label: str = "ours",
+                  title: str | None = None):
+    """Grouped bars per row of a table (``lightning_mad.table`` columns, one aggregation): the poster's number
+    (``paper_<metric>``) beside ours (``<metric>``), one panel per metric. A missing number is not drawn as
+    zero: its place is hatched and says n/a."""
+    rows = table.reset_index(drop=True)
+    x = np.arange(len(rows))
+    w = 0.38
+    fig, axes = plt.subplots(1, len(metrics), figsize=(max(8.0, 1.2 * len(rows) + 3), 4.5), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        paper = pd.to_numeric(rows.get(f"paper_{metric}"), errors="coerce").to_numpy(float)
+        ours = pd.to_numeric(rows.get(metric), errors="coerce").to_numpy(float)
+        for offset, values, label, colour in ((-w / 2, paper, "paper (poster, DSD100 Test)", "0.6"),
+                                               (w / 2, ours, ours_label, STATUS_COLOURS["ok"])):
+            ok = np.isfinite(values)
+            ax.bar(x[ok] + offset, values[ok], w, label=label, color=colour)
+            for xi in x[~ok]:
+                ax.bar(xi + offset, 0.0001, w, color="none", edgecolor=colour, hatch="//", lw=0)
+                ax.text(xi + offset, 0, "n/a", ha="center", va="bottom", fontsize=7, rotation=90, color=colour)
+        ax.axhline(0, color="black", lw=0.6)
+        ax.set_xticks(x, rows["method"].astype(str), rotation=45, ha="right")
+        ax.set_ylabel(f"vocals {metric} (dB)")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0, 0].legend(fontsize=8, loc="upper left")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def score_against_minutes(curve: pd.DataFrame, columns: Mapping[str, str] | None = None,
+                          reference: tuple[float, str] | None = None, title: str | None = None):
+    """Scores of one run's checkpoints against training minutes (``curve``: a ``minutes`` column and one column
+    per score, e.g. the shipped model's ``mad_mir1k_curve.csv``). ``columns``: ``{column: label}`` (default
+    GNSDR of the vocals and of the accompaniment); ``reference``: a dashed horizontal line ``(dB, label)``."""
+    columns = dict(columns or {"GNSDR": "vocals GNSDR", "acc_GNSDR": "accompaniment GNSDR"})
+    fig, ax = plt.subplots(figsize=(6.0, 4.0))
+    for (column, label), marker in zip(columns.items(), "os^vD"):
+        if column in curve.columns:
+            ax.plot(curve["minutes"], curve[column], marker=marker, label=label)
+    if reference is not None:
+        ax.axhline(reference[0], color="grey", ls="--", lw=1, label=reference[1])
+    ax.set_xlabel("training minutes (validation included)")
+    ax.set_ylabel("dB")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def sweep_heatmap(grid: pd.DataFrame, value: str = "sdr_vocals", title: str | None = None):
     """The recurrent-inference sweep (``lightning_mad.evaluation.ri_sweep`` grid: ``n_iter, tau, sdr_vocals``
     [, ``passes_mean``]).
@@ -291,6 +346,19 @@ def sweep_heatmap(grid: pd.DataFrame, value: str = "sdr_vocals", title: str | No
     return fig
 
 
+def log_step_axis(ax) -> None:
+    """Log x axis with plain labels at 1, 2, 5 x 10^k (10, 20, 50, 100, ...; no 10^k notation)."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    ax.set_xscale("log")
+    low, high = ax.get_xlim()
+    ticks = [m * 10 ** k for k in range(0, 9) for m in (1, 2, 5) if low <= m * 10 ** k <= high]
+    if len(ticks) >= 2:
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def read_training_curve(metrics_csv: str | Path, metric: str = "val/sdr_vocals") -> pd.DataFrame:
     """``step, value, minutes`` of ``metric`` from a Lightning ``CSVLogger`` file (``<run>/csv/metrics.csv``).
 
@@ -333,7 +401,7 @@ def training_curves(csv_paths: Mapping[str, str | Path] | Sequence[str | Path], 
         else:
             no_minutes.append(label)
     if ax.lines:
-        ax.set_xscale("log")
+        log_step_axis(ax)
     ax.set_xlabel("step (log scale)")
     ax.set_ylabel(f"{metric} (dB)")
     ax2.set_xlabel("minutes (estimated: step x train_seconds / steps)")
