@@ -229,7 +229,7 @@ def paper_vs_ours(table: pd.DataFrame, metrics: Sequence[str] = ("SDR", "SIR"), 
                   title: str | None = None):
     """Grouped bars per row of a table (``lightning_mad.table`` columns, one aggregation): the poster's number
     (``paper_<metric>``) beside ours (``<metric>``), one panel per metric. A missing number is not drawn as
-    zero: its place is hatched and says n/a."""
+    zero: its place is hatched and says n/a; our bars carry their value."""
     rows = table.reset_index(drop=True)
     x = np.arange(len(rows))
     w = 0.38
@@ -241,6 +241,9 @@ def paper_vs_ours(table: pd.DataFrame, metrics: Sequence[str] = ("SDR", "SIR"), 
                                                (w / 2, ours, ours_label, STATUS_COLOURS["ok"])):
             ok = np.isfinite(values)
             ax.bar(x[ok] + offset, values[ok], w, label=label, color=colour)
+            if label == ours_label:  # our numbers written out (a score near 0 dB has no visible bar)
+                for xi, v in zip(x[ok], values[ok]):
+                    ax.text(xi + offset, v, f"{v:.2f}", ha="center", va="bottom" if v >= 0 else "top", fontsize=7)
             for xi in x[~ok]:
                 ax.bar(xi + offset, 0.0001, w, color="none", edgecolor=colour, hatch="//", lw=0)
                 ax.text(xi + offset, 0, "n/a", ha="center", va="bottom", fontsize=7, rotation=90, color=colour)
@@ -303,13 +306,14 @@ def sweep_heatmap(grid: pd.DataFrame, value: str = "sdr_vocals", title: str | No
     if high - low < 1e-9:
         low, high = low - 0.5, high + 0.5
     middle = (low + high) / 2
+    fmt = ".2f" if len(values) == 0 or np.abs(values).max() >= 0.05 else ".1e"  # an untrained model: ~0 dB
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10.0, 0.6 * len(iters) + 2.2),
                                   gridspec_kw={"width_ratios": [1.2, 1]})
     im = ax.imshow(mat, cmap="viridis", aspect="auto", vmin=low, vmax=high)
     for i in range(len(iters)):
         for j in range(len(taus)):
             if np.isfinite(mat[i, j]):
-                ax.text(j, i, f"{mat[i, j]:.2f}", ha="center", va="center", fontsize=9,
+                ax.text(j, i, format(mat[i, j], fmt), ha="center", va="center", fontsize=9,
                         color="white" if mat[i, j] < middle else "black")
     if no_ri is not None and 0 in iters:
         from matplotlib.patches import Rectangle
@@ -317,7 +321,7 @@ def sweep_heatmap(grid: pd.DataFrame, value: str = "sdr_vocals", title: str | No
         row = iters.index(0)
         colour = im.cmap(im.norm(no_ri)) if np.isfinite(no_ri) else "#dddddd"
         ax.add_patch(Rectangle((-0.5, row - 0.5), len(taus), 1.0, facecolor=colour, edgecolor="white", lw=2))
-        ax.text((len(taus) - 1) / 2, row, f"{no_ri:.2f} (no RI: tau unused)", ha="center", va="center",
+        ax.text((len(taus) - 1) / 2, row, f"{format(no_ri, fmt)} (no RI: tau unused)", ha="center", va="center",
                 fontsize=9, color="white" if np.isfinite(no_ri) and no_ri < middle else "black")
     from lightning_mad.evaluation.ri_sweep import format_tau
 
