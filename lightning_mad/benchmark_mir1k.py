@@ -46,16 +46,18 @@ def run_benchmark(budget: float = 10.0, data_root: str | None = None, overrides:
     from lightning_mad.evaluation.oracles import oracle_separate_fn
     from lightning_mad.evaluation.runner import evaluate_tracks
     from lightning_mad.models import build_model
-    from lightning_mad.table import load_registry
+    from lightning_mad.table import load_registry, table_group, with_wandb_row
     from lightning_mad.train import train
 
     overrides = list(overrides or [])
     root = data_root or str(sample_root() / "mir1k")
-    reg = load_registry(registry or experiments_dir() / "tables" / "mir1k.yaml")
+    registry = Path(registry or experiments_dir() / "tables" / "mir1k.yaml")
+    reg = load_registry(registry)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     max_time = machine.max_time(int(round(budget * 60)))
     label = f"{budget:g} min (profile budget)"
+    group = f"{table_group(registry, 'budget', 'mir1k')}-{budget:g}min"  # W&B group of the rows and the table
     common = {"data": "mir1k", "protocol": "mir1k", "aggregation": "length-weighted mean", "budget": label}
     records, stfts = [], {}
     runs_root = None  # the rows' run folders (for the report)
@@ -67,6 +69,7 @@ def run_benchmark(budget: float = 10.0, data_root: str | None = None, overrides:
         cfg = load_config([f"experiment={exp}", "profile=budget", "data=mir1k", f"data.root={root}",
                            f"trainer.max_time={max_time}", "output_dir=runs/mir1k-benchmark",
                            f"run_name={exp}-{budget:g}min", *row.get("overrides", []), *overrides])
+        cfg = with_wandb_row(cfg, group, row["name"])
         result = train(cfg)
         runs_root = Path(result["run_dir"]).parent
         ckpt = result.get("best_checkpoint") or result.get("last_checkpoint")
@@ -107,7 +110,7 @@ def run_benchmark(budget: float = 10.0, data_root: str | None = None, overrides:
         from lightning_mad.provenance import provenance
         from lightning_mad.wandb_log import log_tables
 
-        log_tables(f"mir1k-benchmark-{budget:g}min", {"mir1k": table}, group="mir1k-benchmark",
+        log_tables(f"mir1k-benchmark-{budget:g}min", {"mir1k": table}, group=group,
                    job_type="table", tags=["data:mir1k", f"budget:{budget:g}min"], save_dir=out,
                    config={"budget_minutes": budget, "data_root": root, "overrides": overrides,
                            **provenance()})

@@ -75,7 +75,9 @@ def run_table(
     from lightning_mad.train import train
 
     overrides = list(overrides or [])
-    reg = load_registry(registry or experiments_dir() / "tables" / "poster.yaml")
+    registry = Path(registry or experiments_dir() / "tables" / "poster.yaml")
+    reg = load_registry(registry)
+    group = table_group(registry, profile, data)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     budget_note = ""
@@ -120,7 +122,7 @@ def run_table(
         per_seed: list[dict] = []
         budget = {}
         for seed in seeds:
-            cfg = row_config(exp, profile, data, overrides, seed)
+            cfg = with_wandb_row(row_config(exp, profile, data, overrides, seed), group, f"{row['name']} seed{seed}")
             check_same_test_split(cfg, test_cfg, row["name"])
             result = train(cfg)
             runs_root = Path(result["run_dir"]).parent
@@ -195,7 +197,7 @@ def run_table(
         from lightning_mad.provenance import provenance
         from lightning_mad.wandb_log import log_tables
 
-        log_tables(f"table-{profile}-{data}", {"table": table}, group="table", job_type="table",
+        log_tables(f"table-{profile}-{data}", {"table": table}, group=group, job_type="table",
                    tags=[f"profile:{profile}", f"data:{data}"], save_dir=out,
                    config={"profile": profile, "data": data, "seeds": list(seeds), "overrides": overrides,
                            **provenance()})
@@ -217,6 +219,20 @@ def row_config(experiment: str, profile: str, data: str, overrides: list[str] | 
     if data == "sample":
         return load_config(args + ["data=sample"])
     return load_config(args, fallback={"data": data})
+
+
+def table_group(registry: str | Path, profile: str, data: str) -> str:
+    """The W&B group of one table's runs: ``table-<registry name>-<profile>-<data>`` (``table-poster-quick-sample``)."""
+    return f"table-{Path(registry).stem}-{profile}-{data}"
+
+
+def with_wandb_row(cfg, group: str, name: str):
+    """``cfg`` with its W&B run in the table's ``group`` (unless ``logger.group`` was given) and named after the
+    row (``GRU-RIS-l seed0``), so the W&B UI compares the rows of one table."""
+    if cfg.logger.group is None:
+        cfg.logger.group = group
+    cfg.logger.name = name
+    return cfg
 
 
 def check_same_test_split(cfg, test_cfg, row: str) -> None:

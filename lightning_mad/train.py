@@ -23,6 +23,9 @@ from lightning_mad.provenance import git_commit, library_versions
 from lightning_mad.systems import SYSTEMS
 
 
+NOT_REUSE_KEYS = ("git_commit", "libraries", "ri_sweep", "logger")  # config parts that leave the weights alone
+
+
 def run_name(cfg: DictConfig) -> str:
     return cfg.run_name or f"{cfg.experiment}-{cfg.profile}-{cfg.data.preset}-{cfg.fidelity}-seed{cfg.seed}"
 
@@ -65,17 +68,23 @@ def build_datamodule(cfg: DictConfig, system):
     )
 
 
+def wandb_settings(cfg: DictConfig) -> dict:
+    """Name, group, job type and tags of a run's W&B run: ``logger.name`` / ``logger.group`` when set (the
+    table's rows: their row name, one group per table), else the run folder's name and the experiment."""
+    return {"name": cfg.logger.name or run_name(cfg), "group": cfg.logger.group or cfg.experiment,
+            "job_type": "train",
+            "tags": [f"profile:{cfg.profile}", f"data:{cfg.data.preset}", f"fidelity:{cfg.fidelity}",
+                     *cfg.logger.tags]}
+
+
 def _logger(cfg: DictConfig, out: Path, resolved: dict):
     if not cfg.logger.wandb or cfg.trainer.fast_dev_run:
         return False
     from pytorch_lightning.loggers import WandbLogger
 
     os.environ.setdefault("WANDB_SILENT", "true")
-    logger = WandbLogger(
-        project=cfg.logger.project, name=run_name(cfg), save_dir=str(out), offline=cfg.logger.offline,
-        group=cfg.experiment, job_type="train",
-        tags=[f"profile:{cfg.profile}", f"data:{cfg.data.preset}", f"fidelity:{cfg.fidelity}", *cfg.logger.tags],
-    )
+    logger = WandbLogger(project=cfg.logger.project, save_dir=str(out), offline=cfg.logger.offline,
+                         **wandb_settings(cfg))
     logger.log_hyperparams(resolved)
     return logger
 
@@ -96,12 +105,13 @@ def train(cfg: DictConfig) -> dict:
     resolved = resolved_dict(cfg)
     resolved["git_commit"] = git_commit()
     resolved["libraries"] = library_versions()
-    # what decides whether a finished run can be reused: everything that shapes the weights
-    reuse_key = {k: v for k, v in resolved.items() if k not in ("git_commit", "libraries", "ri_sweep")}
+    # what decides whether a finished run can be reused: everything that shapes the weights (not the logging: a
+    # table row reuses the plain `train` run of the same config whatever its W&B group and name)
+    reuse_key = {k: v for k, v in resolved.items() if k not in NOT_REUSE_KEYS}
     finished = out / "finished.json"
     if finished.is_file() and not cfg.trainer.fast_dev_run:
         record = json.loads(finished.read_text())
-        if record.get("config") == reuse_key:
+        if {k: v for k, v in (record.get("config") or {}).items() if k not in NOT_REUSE_KEYS} == reuse_key:
             rank_zero_info(f"reusing finished run {out} (same config)")
             return record["result"]
     pl.seed_everything(cfg.seed, workers=True)

@@ -87,7 +87,8 @@ def make_results(root: Path) -> tuple[Path, Path]:
                                                            "iter10_tau1e-2", "iter10_tau1e-3"],
                   "n_iter": [0, 3, 3, 10, 10], "tau": [0.0, 1e-2, 1e-3, 1e-2, 1e-3],
                   "sdr_vocals": [2.0, 2.4, 2.6, 2.5, 2.9], "sdr_accompaniment": [5.0, 5.1, 5.2, 5.1, 5.3],
-                  "n_tracks": 3, "metric": "museval", "aggregation": "median_over_tracks"}
+                  "n_tracks": 3, "passes_mean": [1.0, 2.1, 3.4, 2.6, 7.9], "n_sequences": 120,
+                  "metric": "museval", "aggregation": "median_over_tracks"}
                  ).to_csv(sweep / "test_epoch002.csv", index=False)
     t = np.arange(int(1.5 * RATE)) / RATE
     for clip in ("clip one", "clip two"):
@@ -111,6 +112,40 @@ def test_plots_return_figures():
     assert fig.axes[1].get_xlabel() == "time (s)" and any("dB" in a.get_ylabel() for a in fig.axes[2:])
     uri = plots.figure_to_data_uri(fig)
     assert uri.startswith("data:image/png;base64,") and len(uri) > 1000
+
+
+def test_sweep_heatmap_shows_no_ri_once_and_passes_used():
+    from lightning_mad.report import plots
+
+    grid = pd.DataFrame({"setting": ["iter0", "iter3_tau1e-2", "iter3_tau1e-3"], "n_iter": [0, 3, 3],
+                         "tau": [0.0, 1e-2, 1e-3], "sdr_vocals": [2.0, 2.4, 2.6], "passes_mean": [1.0, 1.5, 3.2]})
+    fig = plots.sweep_heatmap(grid)
+    heat, passes = fig.axes[0], fig.axes[1]
+    texts = [t.get_text() for t in heat.texts]
+    assert sum("2.00" in t for t in texts) == 1  # iter 0 drawn once, not under each tau
+    assert passes.get_xlabel().startswith("decoder passes used")
+    assert list(passes.lines[0].get_xdata()) == [1.0, 1.5, 3.2]
+    old = plots.sweep_heatmap(grid.drop(columns="passes_mean"))  # a grid written before passes were recorded
+    assert "ALLOWED" in old.axes[1].get_xlabel() and list(old.axes[1].lines[0].get_xdata()) == [1.0, 4.0, 4.0]
+    assert plots.figure_to_png(fig)
+
+
+def test_training_curves_on_a_log_step_axis(tmp_path):
+    """Rows of one table run from tens to thousands of steps: a log step axis with plain labels."""
+    from lightning_mad.report import plots
+
+    paths = {}
+    for name, last in (("short", 60), ("long", 6000)):
+        csv = tmp_path / name / "csv"
+        csv.mkdir(parents=True)
+        steps = np.linspace(last / 6, last, 6).astype(int)
+        pd.DataFrame({"step": steps, "val/sdr_vocals": np.linspace(1, 3, 6)}).to_csv(csv / "metrics.csv")
+        paths[name] = csv / "metrics.csv"
+    fig = plots.training_curves(paths)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and "log" in ax.get_xlabel()
+    labels = [ax.xaxis.get_major_formatter()(v, 0) for v in ax.get_xticks()]
+    assert "100" in labels and "1,000" in labels
 
 
 def test_report_page(tmp_path):

@@ -69,6 +69,16 @@ def test_sweep_at_test_time_fast(tiny_test_setup, tmp_path):
     assert out["test/sdr_vocals/iter0"] == pytest.approx(float(np.median(row)), rel=1e-5)
     # settings really differ (recurrent inference changes the estimate of a random model)
     assert tracks.groupby("setting")["sdr_vocals"].median().nunique() > 1
+    # decoder passes actually used: one without recurrent inference, between 1 and iter + 1 otherwise, and the
+    # grid's value is the mean over every sequence of both tracks
+    assert (tracks["n_sequences"] > 0).all()
+    passes = grid.set_index("setting")["passes_mean"]
+    assert passes["iter0"] == 1.0
+    for row in grid.itertuples():
+        assert 1.0 <= row.passes_mean <= row.n_iter + 1
+        part = tracks[tracks["setting"] == row.setting]
+        expected = (part["passes_mean"] * part["n_sequences"]).sum() / part["n_sequences"].sum()
+        assert row.passes_mean == pytest.approx(expected) and row.n_sequences == part["n_sequences"].sum()
 
 
 def test_sweep_museval_metric(tiny_test_setup, tmp_path):
@@ -93,6 +103,16 @@ def test_sweep_every_n_validation_epochs(tiny_test_setup, tmp_path):
     out = _trainer(tmp_path / "q", quiet).validate(system, datamodule=dm, verbose=False)[0]
     assert "val/sdr_vocals" in out
     assert not any(k.startswith("val/sdr_vocals/") or k.startswith("val/sdr_accompaniment/") for k in out)
+
+
+def test_sweep_of_a_model_without_recurrent_inference():
+    """A comparator has no decoder passes: passes_mean is NaN, not a made-up number."""
+    from lightning_mad.evaluation.ri_sweep import summarise
+
+    rows = [{"track": t, "setting": "iter0", "n_iter": 0, "tau": 0.0, "sdr_vocals": 1.0, "sdr_accompaniment": 2.0,
+             "passes_mean": float("nan"), "n_sequences": 0} for t in ("a", "b")]
+    grid, _ = summarise(rows, "fast")
+    assert grid["passes_mean"].isna().all() and grid["n_tracks"].iloc[0] == 2
 
 
 def test_sweep_runs_expands_grid():
@@ -129,4 +149,5 @@ def test_sweep_checkpoint_on_a_trained_tiny_model(tmp_path):
     ckpt = train(cfg)["best_checkpoint"]
     grid = sweep_checkpoint(cfg, ckpt, tmp_path / "sweep", max_tracks=2, metric="fast")
     assert len(grid) == len(DEFAULT_GRID)
+    assert grid["passes_mean"].between(1.0, 11.0).all()  # the passes used are recorded in the table's grid too
     assert list((tmp_path / "sweep").glob("test_epoch*.csv"))

@@ -92,3 +92,35 @@ def test_table_budget_is_the_same_max_time_per_row_scaled_by_the_machine(tmp_pat
     assert config["trainer"]["max_time"] == "00:00:00:02"
     assert not list((tmp_path / "runs").glob("tiny_twinnet-*"))  # the twin row trained nothing
     assert "budget 2s" in (out / "table.md").read_text()
+
+
+def test_table_rows_share_a_wandb_group_and_carry_their_row_name(tmp_path):
+    """The W&B run of a table row: group = table-<registry>-<profile>-<data>, name = "<row> seed<N>"; a plain
+    ``lightning-mad train`` keeps its own group (the experiment) and its run folder's name."""
+    import json
+
+    from lightning_mad.config.load import experiments_dir, load_config, resolved_dict
+    from lightning_mad.table import row_config, table_group, with_wandb_row
+    from lightning_mad.train import NOT_REUSE_KEYS, run_dir, train, wandb_settings
+
+    group = table_group(experiments_dir() / "tables" / "poster.yaml", "quick", "sample")
+    assert group == "table-poster-quick-sample"
+    cfg = with_wandb_row(row_config("gru_ris_l", "quick", "sample", [f"output_dir={tmp_path}"], 0), group,
+                         "GRU-RIS-l seed0")
+    settings = wandb_settings(cfg)
+    assert settings["group"] == "table-poster-quick-sample" and settings["name"] == "GRU-RIS-l seed0"
+    assert "profile:quick" in settings["tags"] and "data:sample" in settings["tags"]
+    plain = load_config(["experiment=gru_ris_l", "profile=quick", "data=sample", "seed=0", f"output_dir={tmp_path}"])
+    assert wandb_settings(plain)["group"] == "gru_ris_l"
+    assert wandb_settings(plain)["name"] == run_dir(plain).name == run_dir(cfg).name  # same run folder
+    # a group given on the command line wins over the table's; the row name is always the row's
+    given = with_wandb_row(load_config(["experiment=gru_ris_l", "logger.group=mine"]), group, "GRU-RIS-l seed0")
+    assert wandb_settings(given)["group"] == "mine"
+    # the logging section does not shape the weights: the row reuses the finished plain run of the same config
+    resolved = {k: v for k, v in resolved_dict(plain).items() if k not in NOT_REUSE_KEYS}
+    out = run_dir(plain)
+    out.mkdir(parents=True)
+    record = {"best_checkpoint": "plain.ckpt"}
+    (out / "finished.json").write_text(json.dumps({"config": {**resolved, "logger": {"group": "old"}},
+                                                   "result": record}))
+    assert train(cfg) == record

@@ -110,6 +110,8 @@ class LoggerSection:
     offline: bool = True  # upload later with `wandb sync`
     project: str = "lightning_mad"
     tags: list = field(default_factory=list)
+    group: Optional[str] = None  # W&B group; None = the experiment (the table sets table-<registry>-<profile>-<data>)
+    name: Optional[str] = None  # W&B run name; None = the run folder's name (the table sets "<row> seed<N>")
 
 
 @dataclass

@@ -1,7 +1,9 @@
 """The recurrent-inference sweep: the ordinary evaluation of one trained model, looped over (iter, tau) settings.
 
 For each setting of the grid a :class:`~lightning_mad.inference.separator.Separator` with that ``n_iter`` / ``tau``
-separates every track and each track is scored; the grid row is the median over tracks. Setting names::
+separates every track and each track is scored; the grid row is the median over tracks, with ``passes_mean``
+(the decoder passes actually run, averaged over every sequence of the swept tracks; NaN for models without
+recurrent inference). Setting names::
 
     iter0               no recurrent inference (the decoder runs once)
     iter3_tau1e-2       GRU-RIS-s setting
@@ -35,7 +37,8 @@ from lightning_mad.evaluation.signal_metrics import global_sdr as fast_sdr
 DEFAULT_GRID: tuple[tuple[int, float], ...] = ((0, 0.0), (3, 1e-2), (3, 1e-3), (10, 1e-2), (10, 1e-3))
 TARGETS = ("vocals", "accompaniment")
 METRICS = ("museval", "fast")
-TRACK_COLUMNS = ["track", "setting", "n_iter", "tau", "sdr_vocals", "sdr_accompaniment"]
+TRACK_COLUMNS = ["track", "setting", "n_iter", "tau", "sdr_vocals", "sdr_accompaniment", "passes_mean",
+                 "n_sequences"]
 
 
 def grid_from(iters: Iterable[int] = (3, 10), taus: Iterable[float] = (1e-2, 1e-3),
@@ -84,27 +87,41 @@ def sweep_tracks(separator, tracks: Mapping[str, Mapping[str, np.ndarray]],
                  grid: Sequence[tuple[int, float]] = DEFAULT_GRID, metric: str = "museval",
                  rate: int = 44100) -> list[dict]:
     """Per-track rows (:data:`TRACK_COLUMNS`) of ``tracks`` (``{name: {mixture, vocals, accompaniment}}`` mono
-    arrays) separated by ``separator`` under each grid setting (its other settings unchanged)."""
+    arrays) separated by ``separator`` under each grid setting (its other settings unchanged).
+
+    ``passes_mean`` is the mean over the track's ``n_sequences`` sequences of the decoder passes actually run
+    (``Separator.decoder_passes``); NaN for a model without recurrent inference."""
     check_metric(metric)
     rows = []
     for n_iter, tau in grid:
         setting = separator.with_settings(n_iter=int(n_iter), tau=float(tau))
         for name, arrays in tracks.items():
-            est = setting.separate(arrays["mixture"])
+            est = setting.separate(arrays["mixture"])  # mono: one Separator.vocals call
+            passes = setting.decoder_passes  # (n_seq,) int64, None without recurrent inference
             a, b = est["span"]  # the estimated samples (all, unless edge_truncation)
             sdr = track_sdr({t: arrays[t][a:b] for t in TARGETS}, {t: est[t][a:b] for t in TARGETS}, metric, rate)
             rows.append({"track": name, "setting": setting_name(n_iter, tau), "n_iter": int(n_iter),
-                         "tau": float(tau), **{f"sdr_{t}": sdr[t] for t in TARGETS}})
+                         "tau": float(tau), **{f"sdr_{t}": sdr[t] for t in TARGETS},
+                         "passes_mean": float(passes.double().mean()) if passes is not None else float("nan"),
+                         "n_sequences": int(passes.numel()) if passes is not None else 0})
     return rows
 
 
 def summarise(rows: Iterable[dict], metric: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(grid, per-track) frames: the grid row of a setting is the median over tracks."""
+    """(grid, per-track) frames: the grid row of a setting is the median over tracks of the SDRs, and
+    ``passes_mean``, the mean decoder passes over every sequence of those tracks (NaN without recurrent
+    inference)."""
     per_track = pd.DataFrame(list(rows), columns=TRACK_COLUMNS)
     per_track = per_track.drop_duplicates(["track", "setting"]).sort_values(["n_iter", "tau", "track"])
-    grid = (per_track.groupby(["setting", "n_iter", "tau"], sort=False)
+    # a track's passes weighted by its sequence count = the mean over all swept sequences
+    weighted = per_track.assign(passes_sum=per_track["passes_mean"] * per_track["n_sequences"])
+    grid = (weighted.groupby(["setting", "n_iter", "tau"], sort=False)
             .agg(sdr_vocals=("sdr_vocals", "median"), sdr_accompaniment=("sdr_accompaniment", "median"),
-                 n_tracks=("track", "nunique")).reset_index())
+                 n_tracks=("track", "nunique"), passes_sum=("passes_sum", "sum"),
+                 n_sequences=("n_sequences", "sum"), passes_known=("passes_mean", "count")).reset_index())
+    known = (grid["passes_known"] > 0) & (grid["n_sequences"] > 0)
+    grid["passes_mean"] = (grid["passes_sum"] / grid["n_sequences"].where(known)).astype(float)
+    grid = grid.drop(columns=["passes_sum", "passes_known"])
     grid["metric"] = metric
     grid["aggregation"] = "median_over_tracks"
     return grid, per_track

@@ -3,9 +3,12 @@
 One plotting module for the HTML report (:mod:`lightning_mad.report.html`), W&B and the notebook:
 
 * :func:`spectrogram_figure`: one panel per signal, dB, log-frequency axis in Hz, time in seconds, colour bar;
+* :func:`separation_figure`: the same panels and a model's mask (linear 0..1) on the same axes (W&B examples);
 * :func:`box_plots`: per-track SDR / SIR / SAR (vocals) per row, from a long frame
   (:data:`lightning_mad.evaluation.store.LONG_COLUMNS`);
 * :func:`gnsdr_bars`: the MIR-1K benchmark's GNSDR per row, published and oracle rows marked;
+* :func:`paper_vs_ours`: the poster's SDR / SIR beside ours per table row (the notebook);
+* :func:`score_against_minutes`: a run's scores against training minutes (the shipped model's curve);
 * :func:`sweep_heatmap`: the recurrent-inference sweep over iter x tau, and decoder passes against SDR;
 * :func:`training_curves`: validation SDR against step and against minutes, from Lightning ``CSVLogger`` files.
 
@@ -72,26 +75,55 @@ def spectrogram_figure(signals: Mapping[str, np.ndarray], rate: int, title: str 
     bin of all the panels; pass :func:`loudest_db` of a set of signals to share one scale across figures),
     ``floor_db`` below it is the bottom of the colour scale; frequency on a log axis in Hz (``MIN_FREQ`` to
     Nyquist), time in seconds, one colour bar."""
+    return separation_figure(signals, rate, title=title, n_fft=n_fft, hop=hop, floor_db=floor_db, width=width,
+                             panel_height=panel_height, reference_db=reference_db)
+
+
+def separation_figure(signals: Mapping[str, np.ndarray], rate: int, mask: np.ndarray | None = None,
+                      mask_times: np.ndarray | None = None, mask_freqs: np.ndarray | None = None,
+                      title: str | None = None, n_fft: int = 2048, hop: int = 512, floor_db: float = DB_FLOOR,
+                      width: float = 9.0, panel_height: float = 1.7, reference_db: float | None = None,
+                      mask_label: str = "mask"):
+    """The spectrograms of :func:`spectrogram_figure` and, below them on the same time and log-frequency axes,
+    a model's mask (``mask`` (frames, bins), linear colour scale 0..1, values above 1 drawn as 1, its own colour
+    bar). ``mask_times`` (frames,) are the frame centres in seconds, ``mask_freqs`` (bins,) the bin frequencies
+    in Hz (the model's STFT, not the figure's). Without a mask: :func:`spectrogram_figure`."""
     if not signals:
-        raise ValueError("spectrogram_figure: no signals")
+        raise ValueError("separation_figure: no signals")
     specs = {name: magnitude_db(x, n_fft, hop) for name, x in signals.items()}
     top = max(float(s.max()) for s in specs.values()) if reference_db is None else float(reference_db)
-    fig, axes = plt.subplots(len(specs), 1, figsize=(width, panel_height * len(specs) + 0.6), sharex=True,
+    n_panels = len(specs) + (mask is not None)
+    fig, axes = plt.subplots(n_panels, 1, figsize=(width, panel_height * n_panels + 0.6), sharex=True,
                              sharey=True, squeeze=False)
+    axes = axes[:, 0]
     freqs = np.fft.rfftfreq(n_fft, 1.0 / rate)
     keep = freqs >= MIN_FREQ
     mesh = None
-    for ax, (name, spec) in zip(axes[:, 0], specs.items()):
+    for ax, (name, spec) in zip(axes, specs.items()):
         times = (np.arange(spec.shape[1]) * hop + n_fft / 2) / rate
         mesh = ax.pcolormesh(times, freqs[keep], spec[keep] - top, vmin=floor_db, vmax=0.0, cmap="magma",
                              shading="nearest", rasterized=True)
         hz_axis(ax, rate)
         ax.set_title(name, fontsize=9, loc="left")
-    axes[-1, 0].set_xlabel("time (s)")
+    bar = fig.colorbar(mesh, ax=axes[: len(specs)].tolist(), pad=0.01, fraction=0.03)
+    # short enough for a one-panel figure (the report's clips)
+    bar.set_label("dB re. loudest bin" if reference_db is None else "dB re. clip's loudest bin", fontsize=8)
+    if mask is not None:
+        if mask_times is None or mask_freqs is None:
+            raise ValueError("separation_figure: a mask needs mask_times and mask_freqs")
+        mask = np.asarray(mask, dtype=np.float32)  # (frames, bins)
+        ax = axes[-1]
+        in_view = np.asarray(mask_freqs) >= MIN_FREQ
+        # (frames, bins) -> (bins, frames): frequency up, time across
+        image = ax.pcolormesh(np.asarray(mask_times), np.asarray(mask_freqs)[in_view], mask[:, in_view].T,
+                              vmin=0.0, vmax=1.0, cmap="viridis", shading="nearest", rasterized=True)
+        hz_axis(ax, rate)
+        ax.set_title(mask_label, fontsize=9, loc="left")
+        mask_bar = fig.colorbar(image, ax=[ax], pad=0.01, fraction=0.03)
+        mask_bar.set_label("mask (0..1)")
+    axes[-1].set_xlabel("time (s)")
     if title:
         fig.suptitle(title, fontsize=10)
-    bar = fig.colorbar(mesh, ax=axes[:, 0].tolist(), pad=0.01, fraction=0.03)
-    bar.set_label("dB (re. loudest bin)" if reference_db is None else "dB (re. loudest bin of the clip)")
     return fig
 
 
@@ -193,32 +225,104 @@ def gnsdr_bars(table: pd.DataFrame, score: str = "GNSDR"):
     return fig
 
 
-def sweep_heatmap(grid: pd.DataFrame, value: str = "sdr_vocals", title: str | None = None):
-    """The recurrent-inference sweep (``lightning_mad.evaluation.ri_sweep`` grid: ``n_iter, tau, sdr_vocals``).
+def paper_vs_ours(table: pd.DataFrame, metrics: Sequence[str] = ("SDR", "SIR"), ours_label: str = "ours",
+                  title: str | None = None):
+    """Grouped bars per row of a table (``lightning_mad.table`` columns, one aggregation): the poster's number
+    (``paper_<metric>``) beside ours (``<metric>``), one panel per metric. A missing number is not drawn as
+    zero: its place is hatched and says n/a; our bars carry their value."""
+    rows = table.reset_index(drop=True)
+    x = np.arange(len(rows))
+    w = 0.38
+    fig, axes = plt.subplots(1, len(metrics), figsize=(max(8.0, 1.2 * len(rows) + 3), 4.5), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        paper = pd.to_numeric(rows.get(f"paper_{metric}"), errors="coerce").to_numpy(float)
+        ours = pd.to_numeric(rows.get(metric), errors="coerce").to_numpy(float)
+        for offset, values, label, colour in ((-w / 2, paper, "paper (poster, DSD100 Test)", "0.6"),
+                                               (w / 2, ours, ours_label, STATUS_COLOURS["ok"])):
+            ok = np.isfinite(values)
+            ax.bar(x[ok] + offset, values[ok], w, label=label, color=colour)
+            if label == ours_label:  # our numbers written out (a score near 0 dB has no visible bar)
+                for xi, v in zip(x[ok], values[ok]):
+                    ax.text(xi + offset, v, f"{v:.2f}", ha="center", va="bottom" if v >= 0 else "top", fontsize=7)
+            for xi in x[~ok]:
+                ax.bar(xi + offset, 0.0001, w, color="none", edgecolor=colour, hatch="//", lw=0)
+                ax.text(xi + offset, 0, "n/a", ha="center", va="bottom", fontsize=7, rotation=90, color=colour)
+        ax.axhline(0, color="black", lw=0.6)
+        ax.set_xticks(x, rows["method"].astype(str), rotation=45, ha="right")
+        ax.set_ylabel(f"vocals {metric} (dB)")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0, 0].legend(fontsize=8, loc="upper left")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
 
-    Left: a heat map over iter (rows) x tau (columns), annotated; iter 0 (no recurrent inference) has no tau
-    and fills its row. Right: decoder passes against SDR: the measured mean passes when the grid has a
-    ``decoder_passes`` column, else the most passes a setting allows (iter + 1), said on the axis label."""
+
+def score_against_minutes(curve: pd.DataFrame, columns: Mapping[str, str] | None = None,
+                          reference: tuple[float, str] | None = None, title: str | None = None):
+    """Scores of one run's checkpoints against training minutes (``curve``: a ``minutes`` column and one column
+    per score, e.g. the shipped model's ``mad_mir1k_curve.csv``). ``columns``: ``{column: label}`` (default
+    GNSDR of the vocals and of the accompaniment); ``reference``: a dashed horizontal line ``(dB, label)``."""
+    columns = dict(columns or {"GNSDR": "vocals GNSDR", "acc_GNSDR": "accompaniment GNSDR"})
+    fig, ax = plt.subplots(figsize=(6.0, 4.0))
+    for (column, label), marker in zip(columns.items(), "os^vD"):
+        if column in curve.columns:
+            ax.plot(curve["minutes"], curve[column], marker=marker, label=label)
+    if reference is not None:
+        ax.axhline(reference[0], color="grey", ls="--", lw=1, label=reference[1])
+    ax.set_xlabel("training minutes (validation included)")
+    ax.set_ylabel("dB")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def sweep_heatmap(grid: pd.DataFrame, value: str = "sdr_vocals", title: str | None = None):
+    """The recurrent-inference sweep (``lightning_mad.evaluation.ri_sweep`` grid: ``n_iter, tau, sdr_vocals``
+    [, ``passes_mean``]).
+
+    Left: a heat map over iter (rows) x tau (columns), annotated; iter 0 (no recurrent inference, no tau) is one
+    cell spanning its row, shown once. Right: decoder passes against SDR: the mean passes used per sequence when
+    the grid has ``passes_mean``, else (older grids) the most passes a setting allows (iter + 1), said on the
+    axis label."""
     df = grid.copy()
     df["n_iter"] = df["n_iter"].astype(int)
     taus = sorted({float(t) for t in df.loc[df["n_iter"] > 0, "tau"]}, reverse=True) or [0.0]
     iters = sorted(df["n_iter"].unique())
     mat = np.full((len(iters), len(taus)), np.nan)
+    no_ri = None  # the iter-0 value: drawn once, across its row
     for r in df.itertuples():
         i = iters.index(int(r.n_iter))
         v = float(getattr(r, value))
         if int(r.n_iter) == 0:
-            mat[i, :] = v
+            no_ri = v
         elif float(r.tau) in taus:
             mat[i, taus.index(float(r.tau))] = v
+    values = np.append(mat[np.isfinite(mat)], [] if no_ri is None or not np.isfinite(no_ri) else [no_ri])
+    low, high = (float(values.min()), float(values.max())) if len(values) else (0.0, 1.0)
+    if high - low < 1e-9:
+        low, high = low - 0.5, high + 0.5
+    middle = (low + high) / 2
+    fmt = ".2f" if len(values) == 0 or np.abs(values).max() >= 0.05 else ".1e"  # an untrained model: ~0 dB
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10.0, 0.6 * len(iters) + 2.2),
                                   gridspec_kw={"width_ratios": [1.2, 1]})
-    im = ax.imshow(mat, cmap="viridis", aspect="auto")
+    im = ax.imshow(mat, cmap="viridis", aspect="auto", vmin=low, vmax=high)
     for i in range(len(iters)):
         for j in range(len(taus)):
             if np.isfinite(mat[i, j]):
-                ax.text(j, i, f"{mat[i, j]:.2f}", ha="center", va="center", fontsize=9,
-                        color="white" if mat[i, j] < np.nanmean(mat) else "black")
+                ax.text(j, i, format(mat[i, j], fmt), ha="center", va="center", fontsize=9,
+                        color="white" if mat[i, j] < middle else "black")
+    if no_ri is not None and 0 in iters:
+        from matplotlib.patches import Rectangle
+
+        row = iters.index(0)
+        colour = im.cmap(im.norm(no_ri)) if np.isfinite(no_ri) else "#dddddd"
+        ax.add_patch(Rectangle((-0.5, row - 0.5), len(taus), 1.0, facecolor=colour, edgecolor="white", lw=2))
+        ax.text((len(taus) - 1) / 2, row, f"{format(no_ri, fmt)} (no RI: tau unused)", ha="center", va="center",
+                fontsize=9, color="white" if np.isfinite(no_ri) and no_ri < middle else "black")
     from lightning_mad.evaluation.ri_sweep import format_tau
 
     ax.set_xticks(range(len(taus)), [format_tau(t) for t in taus])
@@ -226,21 +330,37 @@ def sweep_heatmap(grid: pd.DataFrame, value: str = "sdr_vocals", title: str | No
     ax.set_xlabel("tau (MSE stopping threshold)")
     ax.set_ylabel("iter (max re-applications)")
     fig.colorbar(im, ax=ax, label=f"{value} (dB)")
-    if "decoder_passes" in df.columns:
-        passes, xlabel = df["decoder_passes"].astype(float), "decoder passes used (mean)"
+    used = "passes_mean" in df.columns and pd.to_numeric(df["passes_mean"], errors="coerce").notna().any()
+    if used:
+        passes = pd.to_numeric(df["passes_mean"], errors="coerce")
+        xlabel = "decoder passes used (mean per sequence)"
     else:
-        passes, xlabel = df["n_iter"] + 1.0, "decoder passes allowed (iter + 1; passes used not recorded)"
+        passes = df["n_iter"] + 1.0
+        xlabel = "decoder passes ALLOWED (iter + 1): this grid has no passes_mean (passes used not recorded)"
     ax2.plot(passes, df[value].astype(float), "o")
     for x, y, r in zip(passes, df[value].astype(float), df.itertuples()):
         name = getattr(r, "setting", None) or f"iter{r.n_iter}"
         ax2.annotate(str(name), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
-    ax2.set_xlabel(xlabel)
+    ax2.set_xlabel(xlabel, fontsize=9 if used else 8)
     ax2.set_ylabel(f"{value} (dB)")
     ax2.grid(alpha=0.3)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def log_step_axis(ax) -> None:
+    """Log x axis with plain labels at 1, 2, 5 x 10^k (10, 20, 50, 100, ...; no 10^k notation)."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    ax.set_xscale("log")
+    low, high = ax.get_xlim()
+    ticks = [m * 10 ** k for k in range(0, 9) for m in (1, 2, 5) if low <= m * 10 ** k <= high]
+    if len(ticks) >= 2:
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def read_training_curve(metrics_csv: str | Path, metric: str = "val/sdr_vocals") -> pd.DataFrame:
@@ -267,8 +387,9 @@ def read_training_curve(metrics_csv: str | Path, metric: str = "val/sdr_vocals")
 
 
 def training_curves(csv_paths: Mapping[str, str | Path] | Sequence[str | Path], metric: str = "val/sdr_vocals"):
-    """Validation SDR against step (left) and against minutes (right, estimated: :func:`read_training_curve`)
-    of each run. ``csv_paths``: ``{label: metrics.csv}`` or a list (labels = the run folder names)."""
+    """Validation SDR against step (left, log scale: short and long runs both readable) and against minutes
+    (right, estimated: :func:`read_training_curve`) of each run. ``csv_paths``: ``{label: metrics.csv}`` or a
+    list (labels = the run folder names)."""
     if not isinstance(csv_paths, Mapping):
         csv_paths = {Path(p).parent.parent.name: p for p in csv_paths}
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11.0, 3.6), sharey=True)
@@ -277,12 +398,15 @@ def training_curves(csv_paths: Mapping[str, str | Path] | Sequence[str | Path], 
         curve = read_training_curve(path, metric)
         if curve.empty:
             continue
-        line, = ax.plot(curve["step"], curve["value"], marker=".", label=label)
+        # log step axis: the rows of one table run from tens to thousands of steps
+        line, = ax.plot(curve["step"].clip(lower=1), curve["value"], marker=".", label=label)
         if curve["minutes"].notna().any():
             ax2.plot(curve["minutes"], curve["value"], marker=".", color=line.get_color(), label=label)
         else:
             no_minutes.append(label)
-    ax.set_xlabel("step")
+    if ax.lines:
+        log_step_axis(ax)
+    ax.set_xlabel("step (log scale)")
     ax.set_ylabel(f"{metric} (dB)")
     ax2.set_xlabel("minutes (estimated: step x train_seconds / steps)")
     for a in (ax, ax2):

@@ -15,6 +15,7 @@ The numbers come from an untrained tiny model on 3 short clips: they mean nothin
 """
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import tempfile
@@ -30,6 +31,7 @@ OVERRIDES = ["optim.max_epochs=1", "trainer.limit_train_batches=1", "trainer.lim
 
 
 def main(out: Path = HERE) -> None:
+    os.environ["WANDB_MODE"] = "disabled"  # no W&B files in the bundled folder
     from lightning_mad.table import run_table
 
     project = yaml.safe_load((ROOT / "experiments" / "tables" / "poster.yaml").read_text())
@@ -42,25 +44,32 @@ def main(out: Path = HERE) -> None:
         reg_path = tmp / "table.yaml"
         reg_path.write_text(yaml.safe_dump(registry, sort_keys=False))
         runs = tmp / "runs"
-        for sub in ("table.csv", "table.md", "table.tex", "oracles", "eval", "ri_sweep", "figures"):
-            p = out / sub
-            if p.is_dir():
-                shutil.rmtree(p)
-            elif p.exists():
-                p.unlink()
+        generated = ("table.csv", "table.md", "table.tex", "oracles", "eval", "ri_sweep", "figures", "examples",
+                     "report.html")
+        remove(out, generated)
         run_table(profile="quick", data="sample", seeds=[0], overrides=[f"output_dir={runs}", *OVERRIDES],
                   registry=reg_path, out=out, workers=0, tracks=TRACKS, progress=False)
+        remove(out, ("examples", "report.html"))  # the table's listening excerpts and page: not for the notebook
         (run_dir,) = [p for p in runs.iterdir() if p.is_dir()]
         shutil.copytree(run_dir / "eval", out / "eval" / run_dir.name)
         ckpt = sorted((run_dir / "checkpoints").glob("*.ckpt"))[0]
         sweep(ckpt, out / "ri_sweep", tmp / "sweep-root")
 
 
+def remove(out: Path, names) -> None:
+    for sub in names:
+        p = out / sub
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+
+
 def sweep(ckpt: Path, out_dir: Path, root: Path) -> None:
     import pytorch_lightning as pl
     import torch
 
-    from lightning_mad.callbacks.sweep import RecurrentInferenceSweep
+    from lightning_mad.callbacks.ri_sweep import RecurrentInferenceSweep
     from lightning_mad.config.load import load_config
     from lightning_mad.data.datamodule import SeparationDataModule
     from lightning_mad.train import build_system
