@@ -16,6 +16,7 @@ The research commands (train, evaluate, table, mir1k-benchmark, sweep) take ``ke
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -170,6 +171,17 @@ COMMANDS = {"train": cmd_train, "separate": cmd_separate, "export": cmd_export, 
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # `lightning-mad train --help | head`: the reader closed the pipe; not an error of ours
+        try:  # the exit-time flush of stdout must not raise again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):  # stdout is not a file descriptor
+            pass
+        return 1
+
+
+def _main(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
         print(__doc__.strip())

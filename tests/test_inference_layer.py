@@ -275,3 +275,16 @@ def test_evaluation_imports_no_training_code():
     code = ("import sys, lightning_mad.evaluate, lightning_mad.evaluation.ri_sweep, lightning_mad.table; "
             "assert 'lightning_mad.train' not in sys.modules and 'pytorch_lightning' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_help_into_a_closed_pipe_prints_no_traceback(monkeypatch):
+    """``lightning-mad train --help | head -1``: the reader closes the pipe early; main returns, no traceback."""
+    class ClosedPipe:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert cli.main(["train", "--help"]) == 1

@@ -1,0 +1,82 @@
+"""Recurrent inference as adaptive compute: decoder passes used against GNSDR, over tau, for a trained GRU-RIS-l.
+
+    python -m benchmarks.ri_tradeoff [--checkpoint CKPT] [--out benchmarks/ri_tradeoff.csv]
+
+For each tau of :data:`TAUS` (iter 10, so at most 11 decoder passes; per-sequence stopping, the family default;
+mixture phase, the checkpoint's other settings) the bundled MIR-1K test clips (42 clips of the 17 singers never
+seen in training) are separated and scored with the ``mir1k`` protocol (whole clips at 16 kHz, BSS Eval v3
+sources, length-weighted means). Each CSV line: tau, mean decoder passes over every sequence, GNSDR / GSIR /
+GSAR of the vocals, clips, sequences, seconds. The notebook draws it (``report.plots.passes_tradeoff``). Per-clip
+scores are kept under ``runs/ri_tradeoff/`` (a rerun reuses them).
+
+The checkpoint defaults to the MIR-1K benchmark's GRU-RIS-l (``benchmarks.trained.ris_checkpoint``).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from benchmarks.common import ROOT
+from benchmarks.trained import ris_checkpoint
+
+TAUS = (1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 1e-4, 0.0)
+
+
+def tradeoff(checkpoint: str, taus=TAUS, limit: int | None = None, work: Path = ROOT / "runs" / "ri_tradeoff"):
+    from lightning_mad.data.mir1k import MIR1KDataset
+    from lightning_mad.data.registry import sample_root
+    from lightning_mad.evaluate import TrackSelection
+    from lightning_mad.evaluation.aggregate import mir1k_scores
+    from lightning_mad.evaluation.runner import evaluate_tracks
+    from lightning_mad.inference.api import load_model
+
+    loaded = load_model(checkpoint)
+    clips = TrackSelection(MIR1KDataset(sample_root() / "mir1k", split="test"), None, limit)
+    lines = []
+    for tau in taus:
+        separator = loaded.separator({"n_iter": 10, "tau": tau, "stop_rule": "sequence", "phase_iterations": 1})
+        passes: list[torch.Tensor] = []
+
+        def separate(mixture):
+            out = separator.separate(mixture)
+            passes.append(separator.decoder_passes)
+            return out
+
+        t0 = time.perf_counter()
+        df = evaluate_tracks(clips, separate, "mir1k", work / f"tau{tau:g}", n_workers=0,
+                             method_name=f"tau={tau:g}", progress=False)
+        scores = mir1k_scores(df)
+        used = torch.cat(passes).float() if passes else torch.tensor([float("nan")])  # empty when reused
+        lines.append({"tau": tau, "passes_mean": float(used.mean()), "GNSDR": scores["GNSDR"],
+                      "GSIR": scores["GSIR"], "GSAR": scores["GSAR"], "clips": len(clips),
+                      "sequences": int(used.numel()) if passes else 0, "seconds": time.perf_counter() - t0})
+        print(f"tau {tau:g}: {lines[-1]['passes_mean']:.2f} passes, GNSDR {scores['GNSDR']:.2f} dB "
+              f"({lines[-1]['seconds']:.0f} s)", flush=True)
+    return pd.DataFrame(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "ri_tradeoff.csv"))
+    p.add_argument("--limit", type=int, default=None, help="only the first N clips")
+    a = p.parse_args(argv)
+    ckpt = a.checkpoint or ris_checkpoint()
+    if not ckpt:
+        print("ri_tradeoff: no trained GRU-RIS-l checkpoint: run `make mir1k-benchmark` or pass --checkpoint",
+              file=sys.stderr)
+        return 2
+    frame = tradeoff(ckpt, limit=a.limit)
+    frame.insert(0, "checkpoint", Path(ckpt).name)
+    frame.to_csv(a.out, index=False, float_format="%.4f")
+    print(f"written {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
