@@ -7,7 +7,8 @@ mixture phase, the checkpoint's other settings) the bundled MIR-1K test clips (4
 seen in training) are separated and scored with the ``mir1k`` protocol (whole clips at 16 kHz, BSS Eval v3
 sources, length-weighted means). Each CSV line: tau, mean decoder passes over every sequence, GNSDR / GSIR /
 GSAR of the vocals, clips, sequences, seconds. The notebook draws it (``report.plots.passes_tradeoff``). Per-clip
-scores are kept under ``runs/ri_tradeoff/`` (a rerun reuses them).
+scores are written under ``runs/ri_tradeoff/``; the CSV is written after each tau and a rerun skips the taus it
+holds.
 
 The checkpoint defaults to the MIR-1K benchmark's GRU-RIS-l (``benchmarks.trained.ris_checkpoint``).
 """
@@ -27,7 +28,10 @@ from benchmarks.trained import ris_checkpoint
 TAUS = (1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 1e-4, 0.0)
 
 
-def tradeoff(checkpoint: str, taus=TAUS, limit: int | None = None, work: Path = ROOT / "runs" / "ri_tradeoff"):
+def tradeoff(checkpoint: str, taus=TAUS, limit: int | None = None, work: Path = ROOT / "runs" / "ri_tradeoff",
+             done: pd.DataFrame | None = None, on_line=None):
+    """One line per tau (see the module docstring); taus already in ``done`` are kept, ``on_line(frame)`` is called
+    after each new one (so an interrupted run resumes)."""
     from lightning_mad.data.mir1k import MIR1KDataset
     from lightning_mad.data.registry import sample_root
     from lightning_mad.evaluate import TrackSelection
@@ -37,8 +41,10 @@ def tradeoff(checkpoint: str, taus=TAUS, limit: int | None = None, work: Path = 
 
     loaded = load_model(checkpoint)
     clips = TrackSelection(MIR1KDataset(sample_root() / "mir1k", split="test"), None, limit)
-    lines = []
+    lines = [] if done is None else done.drop(columns=["checkpoint"], errors="ignore").to_dict("records")
     for tau in taus:
+        if any(abs(line["tau"] - tau) < 1e-12 for line in lines):
+            continue
         separator = loaded.separator({"n_iter": 10, "tau": tau, "stop_rule": "sequence", "phase_iterations": 1})
         passes: list[torch.Tensor] = []
 
@@ -49,7 +55,7 @@ def tradeoff(checkpoint: str, taus=TAUS, limit: int | None = None, work: Path = 
 
         t0 = time.perf_counter()
         df = evaluate_tracks(clips, separate, "mir1k", work / f"tau{tau:g}", n_workers=0,
-                             method_name=f"tau={tau:g}", progress=False)
+                             method_name=f"tau={tau:g}", progress=False, overwrite=True)
         scores = mir1k_scores(df)
         used = torch.cat(passes).float() if passes else torch.tensor([float("nan")])  # empty when reused
         lines.append({"tau": tau, "passes_mean": float(used.mean()), "GNSDR": scores["GNSDR"],
@@ -57,7 +63,9 @@ def tradeoff(checkpoint: str, taus=TAUS, limit: int | None = None, work: Path = 
                       "sequences": int(used.numel()) if passes else 0, "seconds": time.perf_counter() - t0})
         print(f"tau {tau:g}: {lines[-1]['passes_mean']:.2f} passes, GNSDR {scores['GNSDR']:.2f} dB "
               f"({lines[-1]['seconds']:.0f} s)", flush=True)
-    return pd.DataFrame(lines)
+        if on_line is not None:
+            on_line(pd.DataFrame(lines))
+    return pd.DataFrame(lines).sort_values("tau", ascending=False)
 
 
 def main(argv=None) -> int:
@@ -71,10 +79,18 @@ def main(argv=None) -> int:
         print("ri_tradeoff: no trained GRU-RIS-l checkpoint: run `make mir1k-benchmark` or pass --checkpoint",
               file=sys.stderr)
         return 2
-    frame = tradeoff(ckpt, limit=a.limit)
-    frame.insert(0, "checkpoint", Path(ckpt).name)
-    frame.to_csv(a.out, index=False, float_format="%.4f")
-    print(f"written {a.out}")
+    out = Path(a.out)
+    done = pd.read_csv(out) if out.is_file() else None
+    if done is not None and set(done["checkpoint"]) != {Path(ckpt).name}:
+        done = None  # another checkpoint's curve: start again
+
+    def write(frame: pd.DataFrame) -> None:
+        frame = frame.copy()
+        frame.insert(0, "checkpoint", Path(ckpt).name)
+        frame.to_csv(out, index=False, float_format="%.4f")
+
+    write(tradeoff(ckpt, limit=a.limit, done=done, on_line=write))
+    print(f"written {out}")
     return 0
 
 
