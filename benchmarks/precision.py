@@ -37,7 +37,7 @@ def interleaved(fns: dict, repeats: int) -> dict[str, list[float]]:
 def run(quick: bool = False, repeats: int | None = None, seconds: float | None = None,
         batch_size: int = 256) -> list[Row]:
     repeats = repeats or (1 if quick else 2)
-    seconds = seconds or (1.0 if quick else 60.0)
+    seconds = seconds or (1.0 if quick else 60.0)  # full: 60 s (estimated ~70 s in all when idle)
     audio, source = looped_audio(seconds)
     n_threads = torch.get_num_threads()
     rows: list[Row] = []

@@ -14,8 +14,9 @@ fbgemm kernels (``torch.ops.quantized.linear_prepack`` / ``linear_dynamic``, eng
 modules, which MaD's ``in_state`` encoder never calls (it reads the GRU weights directly, because its recurrence
 adds the input to the state after every step). So the int8 copy has its own scan (:func:`int8_gru_scan`) with
 the same semantics as :func:`~lightning_mad.models.recurrent.gru_scan_with_state_residual`: the input projections
-of all steps in one int8 product, then one int8 product of the state per step. The decoder ``nn.GRU`` runs the
-same scan without the residual.
+of all steps in one product, then one int8 product of the state per step. The decoder ``nn.GRU`` runs the same
+scan without the residual (its input projections in one int8 product). One product stays float32: the encoder's
+input projection, whose input (the mixture magnitude) spans too wide a range for one 7-bit activation scale.
 
 Supported models: MaD (GRU-NRI, GRU-RIS-s / -l; both encoder residuals), MaD TwinNet (its inference MaD), and the
 comparators built from ``nn.Linear`` layers, GRA and MIM-HW (all dense layers int8), CHA (dense layers int8, its
@@ -156,15 +157,18 @@ class Int8GRU(nn.Module):
 
 
 class Int8ResidualBiGRUEncoder(nn.Module):
-    """Inference copy of :class:`~lightning_mad.models.recurrent.ResidualBiGRUEncoder` with int8 products; same
-    residual (``in_state`` / ``on_output``) and backward alignment."""
+    """Inference copy of :class:`~lightning_mad.models.recurrent.ResidualBiGRUEncoder` with int8 recurrent
+    products (the input projections stay float32); same residual (``in_state`` / ``on_output``) and backward
+    alignment."""
 
     def __init__(self, enc: ResidualBiGRUEncoder):
         super().__init__()
         self.residual, self.backward_alignment = enc.residual, enc.backward_alignment
         g = enc.gru
-        # both directions' input projections in one product: (6H, F), forward rows first
-        self.packed_ih = pack_int8(torch.cat([g.weight_ih_l0, g.weight_ih_l0_reverse]))
+        # both directions' input projections in one product, (6H, F), forward rows first. Kept float32: its input,
+        # the mixture magnitude, spans too wide a range for one 7-bit activation scale (measured: it was most of the
+        # int8 error of the pretrained GRU-NRI), and it is one large product per call, the cheapest part to keep
+        self.weight_ih = _frozen(torch.cat([g.weight_ih_l0, g.weight_ih_l0_reverse]))
         self.packed_hh = [pack_int8(g.weight_hh_l0), pack_int8(g.weight_hh_l0_reverse)]
         self.bias_ih = _frozen(torch.stack([g.bias_ih_l0, g.bias_ih_l0_reverse]))  # (2, 3H)
         self.bias_hh = _frozen(torch.stack([g.bias_hh_l0, g.bias_hh_l0_reverse]))  # (2, 3H)
@@ -172,7 +176,7 @@ class Int8ResidualBiGRUEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, F) -> (B, T, 2F), as :meth:`ResidualBiGRUEncoder.forward`."""
         f = x.shape[-1]
-        gi = int8_matmul(x, self.packed_ih)  # (B, T, 6F)
+        gi = torch.nn.functional.linear(x, self.weight_ih)  # (B, T, 6F)
         # (2, B, T, 3F): the backward direction's projections re-indexed by its (time-reversed) steps
         gi = torch.stack([gi[..., : 3 * f], gi[..., 3 * f :].flip(1)])
         gi = gi.add_(_folded_input_bias(self.bias_ih, self.bias_hh).unsqueeze(1).unsqueeze(1))
