@@ -58,8 +58,8 @@ class InferenceSettings:
     ratio_exponent: Optional[float] = None
     # Hz above which the vocals are zero (0 = full band; a model trained on 16-kHz MIR-1K never saw > 8 kHz)
     band_limit_hz: Optional[float] = None
-    # "fp32" | "int8" (inference.precision: dynamic int8 quantisation of the GRU and dense weights, CPU only;
-    # measured lossy, see lightning_mad/inference/precision.py)
+    # "fp32" | "int8": dynamic int8 GRU and dense weights (lightning_mad/inference/precision.py, CPU only);
+    # int8 is EXPERIMENTAL, measured lossy: -0.12 dB GNSDR for the shipped GRU-NRI on MIR-1K (rule: <= 0.1 dB)
     precision: Optional[str] = None
 
     # --- construction -----------------------------------------------------------------------------------------
