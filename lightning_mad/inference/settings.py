@@ -10,7 +10,7 @@ Defaults are declared once per model family, on the model class (``SeparationMod
 Settings are of two kinds:
 
 * separator settings (:data:`SEPARATOR_SETTINGS`), used for every model: phase reconstruction, batching, blocks,
-  the released edge truncation, the stem rule and the band limit;
+  the released edge truncation, the stem rule, the band limit and the precision (fp32 | int8);
 * model settings, read by the model's ``estimate`` (recurrent inference ``n_iter`` / ``tau`` / ``stop_rule`` for
   MaD with the 2F decoder, ``wiener_alpha`` for the MIM comparators). A model lists the ones it uses in
   ``inference_settings``; a known setting that a model does not use is reported once as ignored (so a table-wide
