@@ -20,7 +20,8 @@ import torch
 from benchmarks.common import ROOT, Row
 from lightning_mad import machine
 
-SUITES = ("bounds", "inference_batch", "trained", "training", "separation", "memory", "dataloading", "evaluation")
+SUITES = ("bounds", "inference_batch", "trained", "training", "separation", "precision", "memory", "dataloading",
+          "evaluation")
 
 
 def _fmt(v) -> str:

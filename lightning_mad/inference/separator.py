@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from lightning_mad.dsp.stft import refine_phase
+from lightning_mad.inference.precision import with_precision
 from lightning_mad.inference.settings import ACCOMPANIMENT_RULES, InferenceSettings, resolve
 
 
@@ -205,6 +206,7 @@ class Separator:
                  overrides: InferenceSettings | Mapping | None = None, *, margin_frames: int = 40):
         self.model = model
         self.settings = resolve(model, settings, overrides)
+        self.model = with_precision(model, self.settings.precision)  # int8: a cached inference copy
         self.margin_frames = margin_frames
         self.decoder_passes: torch.Tensor | None = None
 

@@ -10,7 +10,7 @@ Defaults are declared once per model family, on the model class (``SeparationMod
 Settings are of two kinds:
 
 * separator settings (:data:`SEPARATOR_SETTINGS`), used for every model: phase reconstruction, batching, blocks,
-  the released edge truncation, the stem rule and the band limit;
+  the released edge truncation, the stem rule, the band limit and the precision (fp32 | int8);
 * model settings, read by the model's ``estimate`` (recurrent inference ``n_iter`` / ``tau`` / ``stop_rule`` for
   MaD with the 2F decoder, ``wiener_alpha`` for the MIM comparators). A model lists the ones it uses in
   ``inference_settings``; a known setting that a model does not use is reported once as ignored (so a table-wide
@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 STOP_RULES = ("sequence", "batch")
 ACCOMPANIMENT_RULES = ("residual", "ratio")
+PRECISIONS = ("fp32", "int8")  # lightning_mad.inference.precision
 
 
 @dataclass
@@ -57,6 +58,9 @@ class InferenceSettings:
     ratio_exponent: Optional[float] = None
     # Hz above which the vocals are zero (0 = full band; a model trained on 16-kHz MIR-1K never saw > 8 kHz)
     band_limit_hz: Optional[float] = None
+    # "fp32" | "int8": dynamic int8 GRU and dense weights (lightning_mad/inference/precision.py, CPU only);
+    # int8 is EXPERIMENTAL, measured lossy: -0.12 dB GNSDR for the shipped GRU-NRI on MIR-1K (rule: <= 0.1 dB)
+    precision: Optional[str] = None
 
     # --- construction -----------------------------------------------------------------------------------------
     @classmethod
@@ -101,6 +105,8 @@ class InferenceSettings:
             bad("stop_rule", f"expected one of {STOP_RULES}")
         if self.accompaniment is not None and self.accompaniment not in ACCOMPANIMENT_RULES:
             bad("accompaniment", f"expected one of {ACCOMPANIMENT_RULES}")
+        if self.precision is not None and self.precision not in PRECISIONS:
+            bad("precision", f"expected one of {PRECISIONS}")
         for name in ("n_iter",):
             if getattr(self, name) is not None and int(getattr(self, name)) < 0:
                 bad(name, "expected >= 0")
@@ -114,12 +120,12 @@ class InferenceSettings:
 
 #: settings of the separator itself, used whatever the model
 SEPARATOR_SETTINGS = ("phase_iterations", "batch_size", "released_batch", "block_frames", "edge_truncation",
-                      "accompaniment", "ratio_exponent", "band_limit_hz")
+                      "accompaniment", "ratio_exponent", "band_limit_hz", "precision")
 
 #: defaults of the separator settings (a model family may change them in ``inference_defaults``)
 SEPARATOR_DEFAULTS = InferenceSettings(phase_iterations=1, batch_size=16, released_batch=16, block_frames=2560,
                                        edge_truncation=False, accompaniment="residual", ratio_exponent=1.0,
-                                       band_limit_hz=0.0)
+                                       band_limit_hz=0.0, precision="fp32")
 
 _reported: set[tuple[str, str]] = set()
 
