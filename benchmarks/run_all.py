@@ -19,7 +19,7 @@ import torch
 
 from benchmarks.common import ROOT, Row
 
-SUITES = ("bounds", "training", "separation", "memory", "dataloading", "evaluation")
+SUITES = ("bounds", "training", "roofline", "separation", "memory", "dataloading", "evaluation")
 
 
 def _fmt(v) -> str:
