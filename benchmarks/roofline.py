@@ -111,7 +111,7 @@ def step_products(cfg, passes: int, batch: int, twin: bool = False, executed: st
 
 
 #: how the current code runs its GRUs (see :func:`_gru`)
-IMPLEMENTATION = "autograd"
+IMPLEMENTATION = "fused"
 
 
 def executed_products(cfg, passes: int, batch: int, twin: bool = False) -> list[Product]:
