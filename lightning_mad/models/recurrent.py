@@ -73,38 +73,39 @@ class _GRUScan(torch.autograd.Function):
         n_dir, n_steps, n_batch, h3 = gh.shape
         hid = h3 // 3
         need_res = ctx.has_res and ctx.needs_input_grad[3]
-        d_gi = torch.empty_like(gh)  # gradients of the gate pre-activations = of the input projections
-        d_gh_n = gh.new_empty(n_dir, n_steps, n_batch, hid)  # of the recurrent product's n part (r * d_n)
+        d_gh = torch.empty_like(gh)  # gradients of the recurrent products' outputs (r, z parts = d_gi's)
+        d_gi = torch.empty_like(gh)  # of the gate pre-activations = of the input projections (n part here)
         d_res = torch.empty_like(states[:, 1:]) if need_res else None
         d_h = None
         for t in range(n_steps - 1, -1, -1):
             g = d_out[:, t] if d_h is None else d_out[:, t] + d_h  # total gradient of h_t
             if need_res:
                 d_res[:, t].copy_(g)
-            act_t, d_t = act[:, t], d_gi[:, t]
+            act_t, gh_t, d_t = act[:, t], gh[:, t], d_gh[:, t]
             r, z, n = act_t[..., :hid], act_t[..., hid : 2 * hid], act_t[..., 2 * hid :]
-            h_prev = states[:, t]
-            one_minus_z = 1 - z
-            d_n = d_t[..., 2 * hid :]
-            torch.mul(g * one_minus_z, 1 - n * n, out=d_n)  # through tanh
-            torch.mul(d_n, r, out=d_gh_n[:, t])
-            d_r = d_t[..., :hid]
-            torch.mul(d_n * gh[:, t, :, 2 * hid :], r * (1 - r), out=d_r)  # through sigmoid
-            torch.mul(g * (h_prev - n), z * one_minus_z, out=d_t[..., hid : 2 * hid])
+            gz = g * z
+            g_n = g - gz  # gradient of n: g (1 - z)
+            d_n = d_gi[:, t, :, 2 * hid :]
+            torch.addcmul(g_n, g_n * n, n, value=-1, out=d_n)  # through tanh: g_n (1 - n^2)
+            torch.mul(d_n, r, out=d_t[..., 2 * hid :])
+            a = d_n * gh_t[..., 2 * hid :]
+            a.mul_(r)
+            torch.addcmul(a, a, r, value=-1, out=d_t[..., :hid])  # through sigmoid: a (1 - r)
+            c = states[:, t] - n
+            c.mul_(g).mul_(z)
+            torch.addcmul(c, c, z, value=-1, out=d_t[..., hid : 2 * hid])  # g (h_prev - n) z (1 - z)
             if t > 0:  # the initial state is a constant
-                d_gh_t = torch.cat([d_t[..., : 2 * hid], d_gh_n[:, t]], dim=-1)
-                d_h = torch.baddbmm(g * z, d_gh_t, w_hh)
+                d_h = torch.baddbmm(gz, d_t, w_hh)
+        d_gi[..., : 2 * hid].copy_(d_gh[..., : 2 * hid])
         d_w = d_b = None
-        if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
-            d_gh = torch.cat([d_gi[..., : 2 * hid], d_gh_n], dim=-1)  # (D, T, B, 3H)
-            if ctx.needs_input_grad[1] and n_steps > 1:
-                rows = (n_steps - 1) * n_batch
-                d_w = torch.bmm(d_gh[:, 1:].reshape(n_dir, rows, h3).transpose(1, 2),
-                                states[:, 1:n_steps].reshape(n_dir, rows, hid))
-            elif ctx.needs_input_grad[1]:
-                d_w = torch.zeros_like(w_hh)
-            if ctx.needs_input_grad[2]:
-                d_b = d_gh.sum(dim=(1, 2))
+        if ctx.needs_input_grad[1] and n_steps > 1:
+            rows = (n_steps - 1) * n_batch
+            d_w = torch.bmm(d_gh[:, 1:].reshape(n_dir, rows, h3).transpose(1, 2),
+                            states[:, 1:n_steps].reshape(n_dir, rows, hid))
+        elif ctx.needs_input_grad[1]:
+            d_w = torch.zeros_like(w_hh)
+        if ctx.needs_input_grad[2]:
+            d_b = d_gh.sum(dim=(1, 2))
         return d_gi, d_w, d_b, d_res
 
 
