@@ -23,6 +23,36 @@ def init_gru_(gru: nn.GRU) -> None:
             nn.init.zeros_(p)
 
 
+def _scan_forward(gi, w_hh, b_hh, res, keep: bool):
+    """The forward steps of :class:`_GRUScan`; ``keep=False`` (no gradient needed) reuses one step's worth of
+    pre-activation and gate buffers instead of keeping every step's for the backward."""
+    n_dir, n_steps, n_batch, h3 = gi.shape
+    hid = h3 // 3
+    states = gi.new_empty(n_dir, n_steps + 1, n_batch, hid)  # slot 0: the zero initial state
+    states[:, 0].zero_()
+    gh = gi.new_empty(n_dir, n_steps if keep else 1, n_batch, h3)
+    act = gi.new_empty(n_dir, n_steps if keep else 1, n_batch, h3)  # r, z, n
+    w_t = w_hh.transpose(1, 2)
+    bias = b_hh.unsqueeze(1)
+    for t in range(n_steps):
+        gh_t, act_t, gi_t = gh[:, t if keep else 0], act[:, t if keep else 0], gi[:, t]
+        if t == 0:
+            gh_t.copy_(bias.expand_as(gh_t))
+        else:
+            torch.baddbmm(bias, states[:, t], w_t, out=gh_t)
+        rz = act_t[..., : 2 * hid]
+        torch.add(gi_t[..., : 2 * hid], gh_t[..., : 2 * hid], out=rz)
+        rz.sigmoid_()
+        n = act_t[..., 2 * hid :]
+        torch.addcmul(gi_t[..., 2 * hid :], act_t[..., :hid], gh_t[..., 2 * hid :], out=n)
+        n.tanh_()
+        h = states[:, t + 1]
+        torch.lerp(n, states[:, t], act_t[..., hid : 2 * hid], out=h)
+        if res is not None:
+            h.add_(res[:, t])
+    return states, gh, act
+
+
 class _GRUScan(torch.autograd.Function):
     """The recurrent part of a GRU scan with a hand-written backward (time-major, D independent GRUs at once).
 
@@ -39,30 +69,7 @@ class _GRUScan(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, gi, w_hh, b_hh, res):
-        n_dir, n_steps, n_batch, h3 = gi.shape
-        hid = h3 // 3
-        states = gi.new_empty(n_dir, n_steps + 1, n_batch, hid)  # slot 0: the zero initial state
-        states[:, 0].zero_()
-        gh = gi.new_empty(n_dir, n_steps, n_batch, h3)
-        act = gi.new_empty(n_dir, n_steps, n_batch, h3)  # r, z, n
-        w_t = w_hh.transpose(1, 2)
-        bias = b_hh.unsqueeze(1)
-        for t in range(n_steps):
-            gh_t, act_t, gi_t = gh[:, t], act[:, t], gi[:, t]
-            if t == 0:
-                gh_t.copy_(bias.expand_as(gh_t))
-            else:
-                torch.baddbmm(bias, states[:, t], w_t, out=gh_t)
-            rz = act_t[..., : 2 * hid]
-            torch.add(gi_t[..., : 2 * hid], gh_t[..., : 2 * hid], out=rz)
-            rz.sigmoid_()
-            n = act_t[..., 2 * hid :]
-            torch.addcmul(gi_t[..., 2 * hid :], act_t[..., :hid], gh_t[..., 2 * hid :], out=n)
-            n.tanh_()
-            h = states[:, t + 1]
-            torch.lerp(n, states[:, t], act_t[..., hid : 2 * hid], out=h)
-            if res is not None:
-                h.add_(res[:, t])
+        states, gh, act = _scan_forward(gi, w_hh, b_hh, res, keep=True)
         ctx.save_for_backward(w_hh, states, gh, act)
         ctx.has_res = res is not None
         return states[:, 1:]
@@ -116,7 +123,9 @@ def gru_scan(gi: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor,
     Shapes (time-major): gi (D, T, B, 3H) = x W_ih^T + b_ih, w_hh (D, 3H, H), b_hh (D, 3H), res (D, T, B, H) an
     optional input added to the state after every step, the sum feeding the next step; returns (D, T, B, H) the
     states after each step (residual included). Gradients by a hand-written backward (:class:`_GRUScan`)."""
-    return _GRUScan.apply(gi, w_hh, b_hh, res)
+    if torch.is_grad_enabled() and any(v is not None and v.requires_grad for v in (gi, w_hh, b_hh, res)):
+        return _GRUScan.apply(gi, w_hh, b_hh, res)
+    return _scan_forward(gi, w_hh, b_hh, res, keep=False)[0][:, 1:]
 
 
 def gru_scan_with_state_residual(
