@@ -142,3 +142,31 @@ def test_benchmarks_quick_prints_every_figure(project_root):
     for figure in FIGURES:
         assert f"| {figure} |" in proc.stdout, figure
     assert "FAILED" not in proc.stdout
+
+
+def test_roofline_product_list_matches_profiled_matmuls():
+    """The roofline bench's FLOP count and replay list are the matrix products a training step really runs:
+    every mm / addmm / bmm / baddbmm of a tiny step (profiled, at its recorded shapes) sums to the same FLOP."""
+    import math
+
+    from torch.profiler import ProfilerActivity, profile
+
+    from benchmarks import roofline
+
+    for row in roofline.ROWS:
+        twin = row == "MaD TwinNet"
+        model, n_iter, passes = roofline._model(row, quick=True)
+        cfg = model.cfg
+        x = torch.rand(3, cfg.seq_len, cfg.n_bins)
+        target = torch.rand(3, cfg.seq_len - 2 * cfg.context, cfg.n_bins)
+        with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+            out = model(x, n_iter=n_iter, tau=0.0, stop_rule="sequence")
+            roofline._loss(out, target, twin).backward()
+        flop = 0
+        for e in prof.events():
+            if e.name in ("aten::mm", "aten::bmm", "aten::addmm", "aten::baddbmm"):
+                shapes = [tuple(s) for s in e.input_shapes if s]
+                a, b = shapes[:2] if e.name in ("aten::mm", "aten::bmm") else shapes[1:3]  # (bias,) a, b (, out)
+                flop += 2 * math.prod(a) * b[-1]
+        assert flop == sum(p.flop for p in roofline.executed_products(cfg, passes, 3, twin)), row
+        assert flop == sum(p.flop for p in roofline.step_products(cfg, passes, 3, twin)), row

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 
 def init_gru_(gru: nn.GRU) -> None:
@@ -22,6 +23,111 @@ def init_gru_(gru: nn.GRU) -> None:
             nn.init.zeros_(p)
 
 
+def _scan_forward(gi, w_hh, b_hh, res, keep: bool):
+    """The forward steps of :class:`_GRUScan`; ``keep=False`` (no gradient needed) reuses one step's worth of
+    pre-activation and gate buffers instead of keeping every step's for the backward."""
+    n_dir, n_steps, n_batch, h3 = gi.shape
+    hid = h3 // 3
+    states = gi.new_empty(n_dir, n_steps + 1, n_batch, hid)  # slot 0: the zero initial state
+    states[:, 0].zero_()
+    gh = gi.new_empty(n_dir, n_steps if keep else 1, n_batch, h3)
+    act = gi.new_empty(n_dir, n_steps if keep else 1, n_batch, h3)  # r, z, n
+    w_t = w_hh.transpose(1, 2)
+    bias = b_hh.unsqueeze(1)
+    for t in range(n_steps):
+        gh_t, act_t, gi_t = gh[:, t if keep else 0], act[:, t if keep else 0], gi[:, t]
+        if t == 0:
+            gh_t.copy_(bias.expand_as(gh_t))
+        else:
+            torch.baddbmm(bias, states[:, t], w_t, out=gh_t)
+        rz = act_t[..., : 2 * hid]
+        torch.add(gi_t[..., : 2 * hid], gh_t[..., : 2 * hid], out=rz)
+        rz.sigmoid_()
+        n = act_t[..., 2 * hid :]
+        torch.addcmul(gi_t[..., 2 * hid :], act_t[..., :hid], gh_t[..., 2 * hid :], out=n)
+        n.tanh_()
+        h = states[:, t + 1]
+        torch.lerp(n, states[:, t], act_t[..., hid : 2 * hid], out=h)
+        if res is not None:
+            h.add_(res[:, t])
+    return states, gh, act
+
+
+class _GRUScan(torch.autograd.Function):
+    """The recurrent part of a GRU scan with a hand-written backward (time-major, D independent GRUs at once).
+
+    Forward, step t (``gi`` holds the input projections with their bias, ``h_0 = 0``):
+    ``gh = h_{t-1} W_hh^T + b_hh``, ``r, z = sigmoid(gi_rz + gh_rz)``, ``n = tanh(gi_n + r * gh_n)``,
+    ``h_t = n + z * (h_{t-1} - n) [+ res_t]``, written into one preallocated state buffer (no per-step stack).
+    Saved for backward: the states, ``gh`` and the gate activations (r, z, n), three buffers in all.
+
+    Backward runs the steps in reverse with only the (B x 3H) @ (3H x H) state-gradient product per step; the
+    recurrent weight gradient is one product over all steps after the first, ``dGH^T @ H_prev`` with an inner
+    dimension of (T - 1) B rows, instead of one rank-B product (and one accumulation of a 3H x H gradient) per step.
+    Products with the zero initial state (step 0's forward product, its weight gradient) are skipped.
+    """
+
+    @staticmethod
+    def forward(ctx, gi, w_hh, b_hh, res):
+        states, gh, act = _scan_forward(gi, w_hh, b_hh, res, keep=True)
+        ctx.save_for_backward(w_hh, states, gh, act)
+        ctx.has_res = res is not None
+        return states[:, 1:]
+
+    @staticmethod
+    def backward(ctx, d_out):
+        w_hh, states, gh, act = ctx.saved_tensors
+        n_dir, n_steps, n_batch, h3 = gh.shape
+        hid = h3 // 3
+        need_res = ctx.has_res and ctx.needs_input_grad[3]
+        d_gh = torch.empty_like(gh)  # gradients of the recurrent products' outputs (r, z parts = d_gi's)
+        d_gi = torch.empty_like(gh)  # of the gate pre-activations = of the input projections (n part here)
+        d_res = torch.empty_like(states[:, 1:]) if need_res else None
+        d_h = None
+        for t in range(n_steps - 1, -1, -1):
+            g = d_out[:, t] if d_h is None else d_out[:, t] + d_h  # total gradient of h_t
+            if need_res:
+                d_res[:, t].copy_(g)
+            act_t, gh_t, d_t = act[:, t], gh[:, t], d_gh[:, t]
+            r, z, n = act_t[..., :hid], act_t[..., hid : 2 * hid], act_t[..., 2 * hid :]
+            gz = g * z
+            g_n = g - gz  # gradient of n: g (1 - z)
+            d_n = d_gi[:, t, :, 2 * hid :]
+            torch.addcmul(g_n, g_n * n, n, value=-1, out=d_n)  # through tanh: g_n (1 - n^2)
+            torch.mul(d_n, r, out=d_t[..., 2 * hid :])
+            a = d_n * gh_t[..., 2 * hid :]
+            a.mul_(r)
+            torch.addcmul(a, a, r, value=-1, out=d_t[..., :hid])  # through sigmoid: a (1 - r)
+            c = states[:, t] - n
+            c.mul_(g).mul_(z)
+            torch.addcmul(c, c, z, value=-1, out=d_t[..., hid : 2 * hid])  # g (h_prev - n) z (1 - z)
+            if t > 0:  # the initial state is a constant
+                d_h = torch.baddbmm(gz, d_t, w_hh)
+        d_gi[..., : 2 * hid].copy_(d_gh[..., : 2 * hid])
+        d_w = d_b = None
+        if ctx.needs_input_grad[1] and n_steps > 1:
+            rows = (n_steps - 1) * n_batch
+            d_w = torch.bmm(d_gh[:, 1:].reshape(n_dir, rows, h3).transpose(1, 2),
+                            states[:, 1:n_steps].reshape(n_dir, rows, hid))
+        elif ctx.needs_input_grad[1]:
+            d_w = torch.zeros_like(w_hh)
+        if ctx.needs_input_grad[2]:
+            d_b = d_gh.sum(dim=(1, 2))
+        return d_gi, d_w, d_b, d_res
+
+
+def gru_scan(gi: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor,
+             res: torch.Tensor | None = None) -> torch.Tensor:
+    """The recurrence of ``D`` GRUs (``GRUCell`` semantics, zero initial state) from their input projections.
+
+    Shapes (time-major): gi (D, T, B, 3H) = x W_ih^T + b_ih, w_hh (D, 3H, H), b_hh (D, 3H), res (D, T, B, H) an
+    optional input added to the state after every step, the sum feeding the next step; returns (D, T, B, H) the
+    states after each step (residual included). Gradients by a hand-written backward (:class:`_GRUScan`)."""
+    if torch.is_grad_enabled() and any(v is not None and v.requires_grad for v in (gi, w_hh, b_hh, res)):
+        return _GRUScan.apply(gi, w_hh, b_hh, res)
+    return _scan_forward(gi, w_hh, b_hh, res, keep=False)[0][:, 1:]
+
+
 def gru_scan_with_state_residual(
     x: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor, b_hh: torch.Tensor
 ) -> torch.Tensor:
@@ -29,31 +135,39 @@ def gru_scan_with_state_residual(
     ``h_t = GRUCell(x_t, h_{t-1}) + x_t`` (needs hidden size == input size, so ``nn.GRU`` cannot compute it).
 
     Several independent GRUs (e.g. the two encoder directions) run in one call: their weights are stacked on a
-    leading axis D and each step is one batched matrix product.
+    leading axis D.
 
     Shapes:
-        x: (D, B, T, H) inputs (already time-reversed for a backward direction).
+        x: (D, T, B, H) time-major inputs (already time-reversed for a backward direction).
         w_ih: (D, 3H, H), w_hh: (D, 3H, H), b_ih / b_hh: (D, 3H).
-        returns: (D, B, T, H) the states after each step (residual included).
+        returns: (D, T, B, H) the states after each step (residual included).
     """
-    n_dir, n_batch, n_steps, hidden = x.shape
-    # All input projections in one product: (D, B*T, H) @ (D, H, 3H) -> (D, B, T, 3H)
-    gi = torch.baddbmm(b_ih.unsqueeze(1), x.reshape(n_dir, n_batch * n_steps, hidden), w_ih.transpose(1, 2))
-    gi = gi.reshape(n_dir, n_batch, n_steps, 3 * hidden)
-    w_hh_t = w_hh.transpose(1, 2)  # (D, H, 3H)
-    b_hh = b_hh.unsqueeze(1)  # (D, 1, 3H)
-    h = x.new_zeros(n_dir, n_batch, hidden)
-    states = []
-    for t in range(n_steps):
-        gh = torch.baddbmm(b_hh, h, w_hh_t)  # (D, B, 3H)
-        i_r, i_z, i_n = gi[:, :, t].chunk(3, dim=-1)
-        h_r, h_z, h_n = gh.chunk(3, dim=-1)
-        r = torch.sigmoid(i_r + h_r)
-        z = torch.sigmoid(i_z + h_z)
-        n = torch.tanh(i_n + r * h_n)
-        h = torch.lerp(n, h, z) + x[:, :, t]  # (1 - z) * n + z * h, then the residual
-        states.append(h)
-    return torch.stack(states, dim=2)
+    n_dir, n_steps, n_batch, hidden = x.shape
+    # All input projections in one product: (D, T*B, H) @ (D, H, 3H) -> (D, T, B, 3H)
+    gi = torch.baddbmm(b_ih.unsqueeze(1), x.reshape(n_dir, n_steps * n_batch, hidden), w_ih.transpose(1, 2))
+    return gru_scan(gi.reshape(n_dir, n_steps, n_batch, 3 * hidden), w_hh, b_hh, x)
+
+
+def gru_layer(gru: nn.GRU, x: torch.Tensor) -> torch.Tensor:
+    """Output sequence of a one-layer, one-direction, ``batch_first`` ``nn.GRU`` from a zero state, computed
+    with :func:`gru_scan` (same weights, same result up to float rounding). (B, T, I) -> (B, T, H), a time-major
+    buffer seen batch-first (a transposed view), so chained passes need no copy."""
+    gi = F.linear(x.transpose(0, 1), gru.weight_ih_l0, gru.bias_ih_l0)  # (T, B, 3H)
+    out = gru_scan(gi.unsqueeze(0), gru.weight_hh_l0.unsqueeze(0), gru.bias_hh_l0.unsqueeze(0))
+    return out[0].transpose(0, 1)
+
+
+def _plain_gru(module) -> bool:
+    return (isinstance(module, nn.GRU) and module.num_layers == 1 and not module.bidirectional
+            and module.batch_first and module.bias)
+
+
+def run_gru(decoder, x: torch.Tensor) -> torch.Tensor:
+    """``decoder(x)[0]``, by :func:`gru_layer` when gradients are recorded and ``decoder`` is a plain one-layer
+    ``nn.GRU`` (its hand-written backward); ``nn.GRU`` itself otherwise (inference, other modules)."""
+    if torch.is_grad_enabled() and _plain_gru(decoder):
+        return gru_layer(decoder, x)
+    return decoder(x)[0]
 
 
 class ResidualBiGRUEncoder(nn.Module):
@@ -80,20 +194,29 @@ class ResidualBiGRUEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, F) -> (B, T, 2F): [forward half ; backward half] per row, before context dropping."""
-        if self.residual == "on_output":
+        if self.residual == "on_output" and not torch.is_grad_enabled():
             out = self.gru(x)[0]  # (B, T, 2F), backward half time-aligned
             fwd, bwd = out.chunk(2, dim=-1)
             fwd, bwd = fwd + x, bwd + x
-        else:
+        else:  # training, or the in_state residual (which nn.GRU cannot compute): the scan of both directions
             g = self.gru
-            # (D=2, B, T, F): the backward direction consumes the time-reversed sequence
-            xs = torch.stack([x, x.flip(1)])
+            # (D=2, T, B, F) time-major: the backward direction consumes the time-reversed sequence
+            xt = x.transpose(0, 1)
+            xs = torch.stack([xt, xt.flip(0)])
             w_ih = torch.stack([g.weight_ih_l0, g.weight_ih_l0_reverse])
             w_hh = torch.stack([g.weight_hh_l0, g.weight_hh_l0_reverse])
             b_ih = torch.stack([g.bias_ih_l0, g.bias_ih_l0_reverse])
             b_hh = torch.stack([g.bias_hh_l0, g.bias_hh_l0_reverse])
-            states = gru_scan_with_state_residual(xs, w_ih, w_hh, b_ih, b_hh)
-            fwd, bwd = states[0], states[1].flip(1)  # backward states re-indexed by the frame they describe
+            if self.residual == "in_state":
+                states = gru_scan_with_state_residual(xs, w_ih, w_hh, b_ih, b_hh)
+            else:  # the plain bidirectional GRU, the input added to the stored output only
+                n_steps, n_batch, n_feat = xt.shape
+                gi = torch.baddbmm(b_ih.unsqueeze(1), xs.reshape(2, n_steps * n_batch, n_feat), w_ih.transpose(1, 2))
+                states = gru_scan(gi.reshape(2, n_steps, n_batch, 3 * n_feat), w_hh, b_hh) + xs
+            states = states.transpose(1, 2)  # (2, B, T, F)
+            # backward row t = the state after t+1 reversed steps (and input T-1-t), i.e. already mirrored
+            fwd, bwd = states[0], states[1] if self.backward_alignment == "mirrored" else states[1].flip(1)
+            return torch.cat([fwd, bwd], dim=-1)
         if self.backward_alignment == "mirrored":
             bwd = bwd.flip(1)  # row t <- backward state after t+1 reversed steps (describes frame T-1-t)
         return torch.cat([fwd, bwd], dim=-1)
@@ -138,7 +261,7 @@ def recurrent_inference(
     """
     if stop_rule not in ("batch", "sequence"):
         raise ValueError(f"stop_rule must be 'batch' or 'sequence', got {stop_rule!r}")
-    y = decoder(h_enc)[0]
+    y = run_gru(decoder, h_enc)
     if first_pass_residual is not None:
         y = y + first_pass_residual
     n_seq = y.shape[0]
@@ -153,7 +276,7 @@ def recurrent_inference(
     for _ in range(n_iter):
         every = active.numel() == n_seq  # no sequence has stopped yet: no gather / scatter copies
         y_act = y if every else y.index_select(0, active)
-        y_new = decoder(y_act)[0]
+        y_new = run_gru(decoder, y_act)
         passes[active] += 1
         mse = torch.mean((y_act.detach() - y_new.detach()) ** 2, dim=(1, 2))  # (A,) per active sequence
         if group_size > 1:  # group MSE = mean over the group's elements (its sequences have equal sizes)

@@ -42,7 +42,7 @@ from torch.nn import functional as F
 
 from lightning_mad.models.base import SeparationModel
 from lightning_mad.models.mad import MaD, dense, skip_filter
-from lightning_mad.models.recurrent import RELEASED_STOP_GROUP, init_gru_
+from lightning_mad.models.recurrent import RELEASED_STOP_GROUP, init_gru_, run_gru
 
 # MaD's switches as TwinNet Paper-code has them [code:tw] (MAD-SPEC §2.3-§2.5, §10, §13.5)
 TWINNET_MAD_DEFAULTS = dict(decoder="ris", encoder_residual="on_output", backward_alignment="mirrored",
@@ -76,7 +76,7 @@ class TwinDecoder(nn.Module):
         """(B, T', 2F) encoder output -> twin states h_twin (B, T', 2F) and twin mask (B, T', N)."""
         flip_dims = (1, 2) if self.cfg.twin_feature_flip else (1,)
         # (B, T', 2F) read from the last frame: step s consumes frame T'-1-s
-        y = self.gru(h_enc.flip(flip_dims))[0]
+        y = run_gru(self.gru, h_enc.flip(flip_dims))
         if self.cfg.twin_alignment == "aligned":
             y = y.flip(1)  # row t <- the state after reading frames T'-1 ... t
         if self.cfg.twin_feature_flip:
