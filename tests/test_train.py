@@ -54,7 +54,7 @@ def test_fast_dev_run_of_every_experiment_config(name, tmp_path):
 
 @pytest.mark.parametrize("name", ["gru_nri", pytest.param("gru_ris_l", marks=pytest.mark.slow),
                                   *[pytest.param(n, marks=pytest.mark.slow) for n in list_experiments()
-                                    if n not in ("gru_nri", "gru_ris_l", "tiny")]])
+                                    if n not in ("gru_nri", "gru_ris_l", "tiny", "tiny_twinnet")]])
 def test_fast_dev_run_full_size(name, tmp_path):
     """Full-size networks (27.2 M / 17.4 M parameters for MaD) through one batch of each loop."""
     cfg = load_config([f"experiment={name}", "profile=debug", f"output_dir={tmp_path}", "optim.batch_size=2"])
