@@ -5,8 +5,8 @@
 For each tau of :data:`TAUS` (iter 10, so at most 11 decoder passes; per-sequence stopping, the family default;
 mixture phase, the checkpoint's other settings) the bundled MIR-1K test clips (42 clips of the 17 singers never
 seen in training) are separated and scored with the ``mir1k`` protocol (whole clips at 16 kHz, BSS Eval v3
-sources, length-weighted means). Each CSV line: tau, mean decoder passes over every sequence, GNSDR / GSIR /
-GSAR of the vocals, clips, sequences, seconds. The notebook draws it (``report.plots.passes_tradeoff``). Per-clip
+sources, length-weighted means). Each CSV line: tau, mean decoder passes over every sequence, their histogram
+(``passes:sequences``), GNSDR / GSIR / GSAR of the vocals, clips, sequences, seconds. The notebook draws it (``report.plots.passes_tradeoff``). Per-clip
 scores are written under ``runs/ri_tradeoff/``; the CSV is written after each tau and a rerun skips the taus it
 holds.
 
@@ -58,7 +58,10 @@ def tradeoff(checkpoint: str, taus=TAUS, limit: int | None = None, work: Path = 
                              method_name=f"tau={tau:g}", progress=False, overwrite=True)
         scores = mir1k_scores(df)
         used = torch.cat(passes).float() if passes else torch.tensor([float("nan")])  # empty when reused
-        lines.append({"tau": tau, "passes_mean": float(used.mean()), "GNSDR": scores["GNSDR"],
+        counts = torch.bincount(used.long(), minlength=12)[1:].tolist() if passes else []
+        lines.append({"tau": tau, "passes_mean": float(used.mean()),
+                      "passes_histogram": " ".join(f"{p}:{c}" for p, c in enumerate(counts, 1) if c),
+                      "GNSDR": scores["GNSDR"],
                       "GSIR": scores["GSIR"], "GSAR": scores["GSAR"], "clips": len(clips),
                       "sequences": int(used.numel()) if passes else 0, "seconds": time.perf_counter() - t0})
         print(f"tau {tau:g}: {lines[-1]['passes_mean']:.2f} passes, GNSDR {scores['GNSDR']:.2f} dB "

@@ -18,7 +18,7 @@ import traceback
 import torch
 
 from benchmarks.common import ROOT, Row
-from lightning_mad import machine
+from lightning_mad import machine as machine_speed
 
 SUITES = ("bounds", "inference_batch", "trained", "roofline", "separation", "precision", "memory", "dataloading",
           "evaluation")
@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     p.add_argument("--output", default=None, help="results file (default benchmarks/results.md; quick: none)")
     a = p.parse_args(argv)
     load_before = os.getloadavg()
-    peak_before = machine.gemm_gflops()
+    peak_before = machine_speed.gemm_gflops()
     started = time.perf_counter()
     rows: list[Row] = []
     failures = []
@@ -86,7 +86,7 @@ def main(argv=None) -> int:
         f"after: {load_after[0]:.2f} / {load_after[1]:.2f} / {load_after[2]:.2f}",
         f"- total time: {elapsed:.0f} s",
         f"- GEMM peak (torch.matmul 2048^3, float32) at the start: {peak_before:.0f} GFLOP/s, at the end: "
-        f"{machine.gemm_gflops():.0f} GFLOP/s; `x at GEMM 220` figures are scaled by 220 / the run's own peak",
+        f"{machine_speed.gemm_gflops():.0f} GFLOP/s; `x at GEMM 220` figures are scaled by 220 / the run's own peak",
         "- weights: random (fixed passes, tau = 0) except the `trained` suite (the shipped GRU-NRI and the MIR-1K "
         "benchmark's GRU-RIS-l checkpoint, if `make mir1k-benchmark` has run)",
         "",

@@ -4,9 +4,9 @@
   ``runs/mir1k-benchmark/gru_ris_l-*/checkpoints/step*-sdr*.ckpt``, or ``$LIGHTNING_MAD_RIS_CHECKPOINT``). No
   GRU-RIS-l ships with the package, so a fresh clone prints "not available" for its rows.
 * GRU-NRI: the shipped pretrained ``mad-mir1k`` (one decoder pass by construction: no histogram).
-* Passes: per sequence, over every sequence of the bundled MIR-1K test clips (the 42 clips of the 17 singers the
-  models never saw), at tau 1e-3 (GRU-RIS-l's training and default setting) and 1e-2, the family's per-sequence
-  stopping, iter 10 (at most 11 passes).
+* Passes per sequence on the bundled MIR-1K test clips, with GNSDR, over tau: ``python -m benchmarks.ri_tradeoff``
+  (``benchmarks/ri_tradeoff.csv``: mean and histogram per tau; about 10 minutes, so not part of ``make bench``).
+  Here: the passes used on the 3-minute song.
 * Speed: a 3-minute mono song (the bundled MedleyDB mix looped), the model's stored inference settings, family
   default batch, with the mixture phase and with the released 10-pass phase loop; the whole of
   ``Separator.vocals`` (STFT, model, stem rule, phase, overlap-add). Beside it Open-Unmix 1.3.0's ``Separator``
@@ -22,7 +22,6 @@ from __future__ import annotations
 import glob
 import os
 import re
-from collections import Counter
 
 import torch
 
@@ -42,24 +41,6 @@ def ris_checkpoint() -> str | None:
     scored = [(float(re.search(r"sdr(-?[\d.]+)\.ckpt$", p).group(1)), p) for p in found
               if re.search(r"sdr(-?[\d.]+)\.ckpt$", p)]
     return max(scored)[1] if scored else None
-
-
-def test_clips(limit: int | None = None):
-    from lightning_mad.data.mir1k import MIR1KDataset
-    from lightning_mad.data.registry import sample_root
-
-    data = MIR1KDataset(sample_root() / "mir1k", split="test")
-    return [data[i] for i in range(len(data) if limit is None else min(limit, len(data)))]
-
-
-def passes_histogram(loaded, clips, tau: float) -> Counter:
-    """Decoder passes per sequence over ``clips`` (Counter passes -> sequences)."""
-    separator = loaded.separator({"tau": tau, "n_iter": 10, "stop_rule": "sequence"})
-    counts = Counter()
-    for clip in clips:
-        separator.vocals(torch.as_tensor(clip.mixture, dtype=torch.float32))
-        counts.update(separator.decoder_passes.tolist())
-    return counts
 
 
 def model_flops_per_audio_second(fn, seconds: float, lstms=()) -> float:
@@ -107,14 +88,13 @@ def run(quick: bool = False, repeats: int | None = None) -> list[Row]:
     audio, source = looped_audio(seconds)
     excerpt = audio[: int(44100 * (2.0 if quick else 20.0))]
     excerpt_s = excerpt.shape[-1] / 44100
-    clips = test_clips(2 if quick else None)
 
     ckpt = ris_checkpoint()
     models = {"gru_nri (pretrained mad-mir1k)": load_model("mad-mir1k")}
     if ckpt:
         models["gru_ris_l (MIR-1K benchmark checkpoint)"] = load_model(ckpt)
     else:
-        rows.append(Row(figure="passes used, gru_ris_l trained", value=None, unit="passes",
+        rows.append(Row(figure="separation gru_ris_l trained (3-min song)", value=None, unit="x real time",
                         note="no trained GRU-RIS-l here: run `make mir1k-benchmark` (or set "
                              f"${RIS_ENV}); no GRU-RIS-l ships with the package"))
 
@@ -138,18 +118,6 @@ def run(quick: bool = False, repeats: int | None = None) -> list[Row]:
 
     for label, loaded in models.items():
         ris = "ris" in label
-        if ris:
-            for tau in (1e-3, 1e-2):
-                hist = passes_histogram(loaded, clips, tau)
-                n = sum(hist.values())
-                mean = sum(p * c for p, c in hist.items()) / n
-                text = ", ".join(f"{p}: {hist[p]}" for p in sorted(hist))
-                rows.append(Row(figure=f"passes used, gru_ris_l trained, tau={tau:g}", value=mean, unit="passes",
-                                note=f"mean of {n} sequences of {len(clips)} bundled MIR-1K test clips, iter 10 "
-                                     f"(max 11 passes), per-sequence stopping; histogram passes: sequences = "
-                                     f"{text}; {os.path.basename(ckpt)}",
-                                extra={"histogram": dict(hist)}))
-                print(f"  {rows[-1].figure}: {mean:.2f} ({text})", flush=True)
         base = loaded.separator()
         flops = model_flops_per_audio_second(lambda: base.vocals(excerpt), excerpt_s)
         for phase in (1, 10):

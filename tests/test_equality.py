@@ -122,11 +122,14 @@ def test_per_sequence_stopping_in_the_real_model_counts_decoder_rows():
 FIGURES = [
     "GEMM torch.matmul 2048^3",
     "model GFLOP per audio second (ris 11 passes)",
-    *[f"train throughput {m} encoder={e}" for m in ("gru_nri", "gru_ris_s", "gru_ris_l")
-      for e in ("in_state", "on_output")],
+    *[f"inference batch sweep {m}" for m in ("gru_nri", "gru_ris_l", "gra", "mim_hw", "cha", "mim_dwf")],
+    "separation Open-Unmix pipeline (3-min song)",
+    *[f"separation gru_nri trained, phase_iterations={p} (3-min song)" for p in (1, 10)],
+    *[f"train roofline {r} batch {b}" for r in ("GRU-NRI", "GRU-RIS-s", "GRU-RIS-l", "MaD TwinNet") for b in (16, 64)],
     "separation Open-Unmix forward (3-min song)",
     *[f"separation {m} phase_iterations={p} (3-min song)" for m, p in
-      (("gru_nri", 1), ("gru_nri", 10), ("gru_ris_s", 1), ("gru_ris_l", 1), ("gru_ris_l", 10))],
+      (("gru_nri", 1), ("gru_nri", 10), ("gru_ris_l", 1))],
+    *[f"separation {m} precision={p} (1 s)" for m in ("gru_nri", "gru_ris_l") for p in ("fp32", "int8")],
     "peak RSS separating a 1-min song (gru_ris_l)",
     "peak RSS separating a 10-min song (gru_ris_l)",
     "data wait share of a training step",

@@ -47,7 +47,7 @@ def test_each_family_declares_its_settings_and_defaults():
     ris, nri, gra, mim = build_model("tiny"), build_model("tiny_nri"), build_model("tiny_gra"), build_model("tiny_mim_hw")
     assert set(ris.inference_settings) == {"n_iter", "tau", "stop_rule"} and nri.inference_settings == ()
     assert resolve(ris).n_iter == 10 and resolve(ris).tau == 1e-3
-    assert resolve(gra).batch_size == 512 and resolve(ris).batch_size == 16
+    assert resolve(gra).batch_size == 2048 and resolve(ris).batch_size == 256  # the measured sweep's winners
     assert mim.inference_settings == ("wiener_alpha",)
     # one default everywhere for the phase: the mixture phase; the released loop comes with the fidelity preset
     for model in (ris, gra, mim):

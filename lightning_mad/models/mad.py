@@ -117,8 +117,11 @@ class MaD(SeparationModel):
 
     config_class = MaDConfig
     # family defaults: GRU-RIS-l's recurrent inference (iter 10, tau 1e-3) with per-sequence stopping; the
-    # released code's rules (stop_rule batch, the 10-pass phase loop) come with fidelity=released_code
-    inference_defaults = {"n_iter": 10, "tau": 1e-3, "stop_rule": "sequence"}
+    # released code's rules (stop_rule batch, the 10-pass phase loop) come with fidelity=released_code. Batch and
+    # block: the fastest of the measured sweep (benchmarks/inference_batch.py, benchmarks/results.md: GRU-NRI
+    # fastest at 256, GRU-RIS-l at 128-256 within 3 %); speed only, results do not depend on them
+    inference_defaults = {"n_iter": 10, "tau": 1e-3, "stop_rule": "sequence", "batch_size": 256,
+                          "block_frames": 10240}
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)

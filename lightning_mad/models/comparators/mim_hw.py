@@ -94,7 +94,8 @@ class MIMHW(SeparationModel):
     """
 
     config_class = MIMHWConfig
-    inference_defaults = {"batch_size": 512, "block_frames": 4096}  # frame-wise: large batches
+    # measured sweep (benchmarks/inference_batch.py): fastest at 512 frames per call
+    inference_defaults = {"batch_size": 512, "block_frames": 4096}
     inference_settings = ("wiener_alpha",)
     seq_len = 1  # frame-wise
     context = 0
