@@ -1,9 +1,8 @@
 """The measurement behind each model family's inference ``batch_size`` / ``block_frames`` defaults.
 
 For every family, whole-track separation (``Separator.vocals``, mixture phase) of the same looped audio is timed at
-several compute batch sizes, candidates interleaved round by round (so a drift of the machine hits them alike);
-the block is ``max(family default block, batch x sequence step)`` frames so that a block holds at least one full
-batch. The fastest candidate is compared with the family's current default (``inference_defaults`` on the model
+several compute batch sizes, candidates interleaved round by round (so a drift of the machine hits them alike), at
+the family's default block (a compute batch may span blocks). The fastest candidate is compared with the family's current default (``inference_defaults`` on the model
 class): the defaults in the code are the winners of this sweep on this machine (``benchmarks/results.md``), and
 the rows say whether the code still agrees. Random weights; MaD GRU-RIS-l runs tau = 0 (all 11 passes).
 
@@ -35,9 +34,7 @@ def sweep(name: str, seconds: float, settings: dict, batches, rounds: int, quick
     torch.manual_seed(0)
     model = build_model(name, **(dict(TINY_MAD) if quick and name.startswith("gru") else {})).eval()
     audio, _ = looped_audio(seconds)
-    step = model.seq_len - 2 * model.context
-    default_block = model_defaults(model).block_frames
-    blocks = {b: max(default_block, b * step) for b in batches}
+    blocks = {b: model_defaults(model).block_frames for b in batches}
     separators = {b: Separator(model, overrides=dict(settings, batch_size=b, block_frames=blocks[b],
                                                      phase_iterations=1)) for b in batches}
     separators[batches[0]].vocals(audio)  # warm-up (allocator, first-call costs)

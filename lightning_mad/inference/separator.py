@@ -225,10 +225,11 @@ class Separator:
 
     @property
     def chunk(self) -> int:
-        """Sequences per model call: ``batch_size`` (at most a block's sequences, which bounds memory), rounded up
-        to whole stop groups under ``stop_rule="batch"``."""
+        """Sequences per model call: ``batch_size``, rounded up to whole stop groups under ``stop_rule="batch"``.
+        A chunk may span several blocks (the estimate stream keeps it until its last block is done), so the peak
+        memory is set by the larger of a chunk's and a block's spectrogram."""
         s = self.settings
-        chunk = max(1, min(s.batch_size, s.block_frames // (self.model.seq_len - 2 * self.model.context)))
+        chunk = max(1, s.batch_size)
         if s.stop_rule == "batch" and "stop_rule" in getattr(self.model, "inference_settings", ()):
             return -(-chunk // s.released_batch) * s.released_batch
         return chunk

@@ -119,9 +119,9 @@ class MaD(SeparationModel):
     # family defaults: GRU-RIS-l's recurrent inference (iter 10, tau 1e-3) with per-sequence stopping; the
     # released code's rules (stop_rule batch, the 10-pass phase loop) come with fidelity=released_code. Batch and
     # block: the fastest of the measured sweep (benchmarks/inference_batch.py, benchmarks/results.md: GRU-NRI
-    # fastest at 256, GRU-RIS-l at 128-256 within 3 %); speed only, results do not depend on them
-    inference_defaults = {"n_iter": 10, "tau": 1e-3, "stop_rule": "sequence", "batch_size": 256,
-                          "block_frames": 10240}
+    # fastest at 256, GRU-RIS-l at 64-256 within 7 %; blocks of 2560 frames beat 10240: 21.3x vs 17.7x real time);
+    # speed only, results do not depend on them
+    inference_defaults = {"n_iter": 10, "tau": 1e-3, "stop_rule": "sequence", "batch_size": 256}
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)

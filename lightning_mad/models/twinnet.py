@@ -99,8 +99,8 @@ class MaDTwinNet(SeparationModel):
     """
 
     inference_settings = ("n_iter", "tau", "stop_rule")
-    # TwinNet decodes once; batch and block as the MaD family's (the same inference network)
-    inference_defaults = {"n_iter": 0, "tau": 0.0, "stop_rule": "sequence", "batch_size": 256, "block_frames": 10240}
+    # TwinNet decodes once; batch as the MaD family's (the same inference network)
+    inference_defaults = {"n_iter": 0, "tau": 0.0, "stop_rule": "sequence", "batch_size": 256}
 
     def __init__(self, twin_alignment: str = "aligned", twin_feature_flip: bool = False, **mad_kwargs):
         nn.Module.__init__(self)  # the config is the inference MaD's plus the twin's (no config_class)
