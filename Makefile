@@ -10,7 +10,7 @@ export WANDB_MODE ?= offline
 
 PROFILE   ?= budget
 # minutes of training per table row at a GEMM peak of 220 GFLOP/s (scaled by the peak measured here; PROFILE=budget)
-TABLE_BUDGET ?= 0.75
+TABLE_BUDGET ?= 0.5
 DATA      ?= sample
 DATA_ROOT ?=
 SEEDS     ?= 0
