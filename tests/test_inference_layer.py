@@ -288,3 +288,18 @@ def test_help_into_a_closed_pipe_prints_no_traceback(monkeypatch):
 
     monkeypatch.setattr(sys, "stdout", ClosedPipe())
     assert cli.main(["train", "--help"]) == 1
+
+
+def test_stored_speed_settings_give_way_to_the_measured_family_defaults():
+    """The shipped release file stores batch 16 / block 2560 (its training machine's); loading drops the speed
+    settings, so it separates at the family's measured default, while result settings (the stem rule) stay."""
+    from lightning_mad.inference.api import load_model
+    from lightning_mad.pretrained import pretrained_path
+
+    raw = torch.load(pretrained_path("mad-mir1k"), map_location="cpu", weights_only=True)["inference"]
+    assert raw["batch_size"] == 16
+    loaded = load_model("mad-mir1k")
+    assert "batch_size" not in loaded.inference and loaded.inference["accompaniment"] == "ratio"
+    settings = loaded.separator().settings
+    assert settings.batch_size == type(loaded.model).inference_defaults["batch_size"] == 256
+    assert loaded.separator({"batch_size": 32}).settings.batch_size == 32  # the user's choice still wins

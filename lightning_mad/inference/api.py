@@ -14,7 +14,7 @@ from torch import nn
 
 from lightning_mad.errors import ConfigError
 from lightning_mad.inference.separator import Separator
-from lightning_mad.inference.settings import InferenceSettings
+from lightning_mad.inference.settings import SPEED_SETTINGS, InferenceSettings
 from lightning_mad.models import MODEL_PRESETS, build_model, model_from_config
 
 SAMPLE_RATE = 44100
@@ -42,11 +42,16 @@ class LoadedModel:
 
 
 def _stored(settings: dict | None, where: str) -> dict:
-    """Stored settings as a plain dict of the set values; an unknown name is an error naming the file."""
+    """Stored settings as a plain dict of the set values; an unknown name is an error naming the file.
+
+    The speed settings (:data:`~lightning_mad.inference.settings.SPEED_SETTINGS`: compute batch, block size) are
+    dropped: they belong to the machine that separates, not to the model (results do not depend on them), so a
+    file written with the old batch of 16 runs at this machine's measured family default."""
     try:
-        return InferenceSettings.from_mapping(settings or {}, where).given()
+        given = InferenceSettings.from_mapping(settings or {}, where).given()
     except ConfigError as err:
         raise ModelLoadError(str(err)) from None
+    return {k: v for k, v in given.items() if k not in SPEED_SETTINGS}
 
 
 def load_model(source: str | Path | None = None, device: str | torch.device = "cpu") -> LoadedModel:

@@ -122,6 +122,9 @@ class InferenceSettings:
 SEPARATOR_SETTINGS = ("phase_iterations", "batch_size", "released_batch", "block_frames", "edge_truncation",
                       "accompaniment", "ratio_exponent", "band_limit_hz", "precision")
 
+#: settings that change only speed and memory, never results (tested): a model file's stored values are not used
+SPEED_SETTINGS = ("batch_size", "block_frames")
+
 #: defaults of the separator settings (a model family may change them in ``inference_defaults``)
 SEPARATOR_DEFAULTS = InferenceSettings(phase_iterations=1, batch_size=16, released_batch=16, block_frames=2560,
                                        edge_truncation=False, accompaniment="residual", ratio_exponent=1.0,
