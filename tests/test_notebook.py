@@ -10,7 +10,8 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 
-FIGURES = ("per_track_vocals_sdr.png", "paper_vs_ours.png", "ri_sweep.png", "pretrained_learning_curve.png")
+FIGURES = ("per_track_vocals_sdr.png", "paper_vs_ours.png", "ri_sweep.png", "pretrained_learning_curve.png",
+           "ri_passes_tradeoff.png")
 
 
 def _outputs_text(cell) -> str:

@@ -10,6 +10,7 @@ One plotting module for the HTML report (:mod:`lightning_mad.report.html`), W&B 
 * :func:`paper_vs_ours`: the poster's SDR / SIR beside ours per table row (the notebook);
 * :func:`score_against_minutes`: a run's scores against training minutes (the shipped model's curve);
 * :func:`sweep_heatmap`: the recurrent-inference sweep over iter x tau, and decoder passes against SDR;
+* :func:`passes_tradeoff`: GNSDR against decoder passes used, over tau (``benchmarks/ri_tradeoff.csv``);
 * :func:`training_curves`: validation SDR against step and against minutes, from Lightning ``CSVLogger`` files.
 
 :func:`figure_to_data_uri` encodes a figure as an inline ``data:image/png;base64`` URI (and closes it).
@@ -270,14 +271,31 @@ def score_against_minutes(curve: pd.DataFrame, columns: Mapping[str, str] | None
             ax.plot(curve["minutes"], curve[column], marker=marker, label=label)
     if reference is not None:
         ax.axhline(reference[0], color="grey", ls="--", lw=1, label=reference[1])
-    ax.set_xlabel("training minutes (validation included)")
-    ax.set_ylabel("dB")
-    ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    return _line_plot_done(fig, ax, "training minutes (validation included)", "dB", title)
+
+
+def _line_plot_done(fig, ax, xlabel: str, ylabel: str, title: str | None):
+    """Axis labels, a light grid, the title and a tight layout: the end of every single-axes line plot."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def passes_tradeoff(curve: pd.DataFrame, score: str = "GNSDR", title: str | None = None):
+    """Recurrent inference as adaptive compute: ``score`` against the mean decoder passes used per sequence, one
+    point per tau (``curve``: columns ``tau``, ``passes_mean``, ``score``; ``benchmarks/ri_tradeoff.csv``)."""
+    df = curve.sort_values("passes_mean")
+    fig, ax = plt.subplots(figsize=(6.0, 4.0))
+    ax.plot(df["passes_mean"], df[score], "o-")
+    for r in df.itertuples():
+        ax.annotate("no stop (tau 0)" if r.tau == 0 else f"tau {r.tau:g}", (r.passes_mean, getattr(r, score)),
+                    textcoords="offset points", xytext=(4, -12), fontsize=8)
+    return _line_plot_done(fig, ax, "decoder passes used (mean per sequence)", f"{score} (dB)", title)
 
 
 def sweep_heatmap(grid: pd.DataFrame, value: str = "sdr_vocals", title: str | None = None):
