@@ -11,6 +11,8 @@ tests/test_inference_layer.py), only speed and memory do.
 """
 from __future__ import annotations
 
+import time
+
 import torch
 
 from benchmarks.common import Row, gemm_gflops, looped_audio, median
@@ -39,8 +41,6 @@ def sweep(name: str, seconds: float, settings: dict, batches, rounds: int, quick
                                                      phase_iterations=1)) for b in batches}
     separators[batches[0]].vocals(audio)  # warm-up (allocator, first-call costs)
     times: dict[int, list[float]] = {b: [] for b in batches}
-    import time
-
     for _ in range(rounds):
         for b in batches:
             t0 = time.perf_counter()

@@ -45,6 +45,15 @@ def load_openunmix():
         return None, f"{type(exc).__name__}: {exc}"
 
 
+def openunmix_model(n_bins: int = 2049, hidden_size: int = 512):
+    """Open-Unmix's model class for one mono target at MaD's bin count (random weights, seed 0), or (None, why)."""
+    OpenUnmix, why = load_openunmix()
+    if OpenUnmix is None:
+        return None, why
+    torch.manual_seed(0)
+    return OpenUnmix(nb_bins=n_bins, nb_channels=1, hidden_size=hidden_size, max_bin=min(n_bins, 1487)), None
+
+
 def run(quick: bool = False, repeats: int | None = None, batch_size: int = 256) -> list[Row]:
     repeats = repeats or 1
     seconds = 4.0 if quick else 180.0
@@ -53,16 +62,13 @@ def run(quick: bool = False, repeats: int | None = None, batch_size: int = 256) 
     n_threads = torch.get_num_threads()
 
     # Open-Unmix forward over the same number of frames
-    OpenUnmix, why = load_openunmix()
     probe = build_model("tiny") if quick else build_model("gru_nri")
     mag = probe.stft.frames(probe.stft.pad_signal(audio)).abs()  # (frames, N)
-    n_frames = mag.shape[0]
+    n_frames, n_bins = mag.shape[0], probe.cfg.n_bins
+    umx, why = openunmix_model(n_bins, hidden_size=32 if quick else 512)
     umx_s = None
-    if OpenUnmix is not None:
-        torch.manual_seed(0)
-        n_bins = probe.cfg.n_bins
-        umx = OpenUnmix(nb_bins=n_bins, nb_channels=1, hidden_size=32 if quick else 512,
-                        max_bin=min(n_bins, 1487)).eval()
+    if umx is not None:
+        umx.eval()
         spec = mag.T.reshape(1, 1, n_bins, n_frames).contiguous()
         with torch.no_grad():
             umx_s = median(timed(lambda: umx(spec), repeats, warmup=1))

@@ -26,9 +26,9 @@ import re
 import torch
 
 from benchmarks.common import ROOT, Row, gemm_gflops, looped_audio, median, timed
-from benchmarks.separation import load_openunmix
+from benchmarks.separation import openunmix_model
+from lightning_mad.machine import REFERENCE_GEMM_GFLOPS as PEAK_REFERENCE
 
-PEAK_REFERENCE = 220.0  # GFLOP/s: the README's reference GEMM peak of this machine
 TARGET_RT = 10.0
 RIS_ENV = "LIGHTNING_MAD_RIS_CHECKPOINT"
 
@@ -38,8 +38,8 @@ def ris_checkpoint() -> str | None:
     if os.environ.get(RIS_ENV):
         return os.environ[RIS_ENV]
     found = glob.glob(str(ROOT / "runs" / "mir1k-benchmark*" / "gru_ris_l-*" / "checkpoints" / "step*-sdr*.ckpt"))
-    scored = [(float(re.search(r"sdr(-?[\d.]+)\.ckpt$", p).group(1)), p) for p in found
-              if re.search(r"sdr(-?[\d.]+)\.ckpt$", p)]
+    matches = [(re.search(r"sdr(-?[\d.]+)\.ckpt$", p), p) for p in found]
+    scored = [(float(m.group(1)), p) for m, p in matches if m]
     return max(scored)[1] if scored else None
 
 
@@ -66,13 +66,12 @@ def model_flops_per_audio_second(fn, seconds: float, lstms=()) -> float:
 
 
 def openunmix_separator(n_bins: int = 2049):
-    OpenUnmix, why = load_openunmix()
-    if OpenUnmix is None:
+    """Open-Unmix's whole pipeline around :func:`~benchmarks.separation.openunmix_model` (or None, why)."""
+    umx, why = openunmix_model(n_bins)
+    if umx is None:
         return None, why
     from openunmix.model import Separator as UMXSeparator
 
-    torch.manual_seed(0)
-    umx = OpenUnmix(nb_bins=n_bins, nb_channels=1, hidden_size=512, max_bin=1487)
     sep = UMXSeparator({"vocals": umx}, niter=0, residual=True, nb_channels=1, n_fft=4096, n_hop=1024).eval()
     return sep, None
 

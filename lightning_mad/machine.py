@@ -52,3 +52,9 @@ def scaled_seconds(minutes_at_reference: float, peak_gflops: float) -> int:
 def max_time(seconds: int) -> str:
     """Lightning's ``trainer.max_time`` string ``DD:HH:MM:SS``."""
     return f"00:{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def max_time_seconds(value: str) -> int:
+    """The seconds of a ``trainer.max_time`` string ``DD:HH:MM:SS`` (the inverse of :func:`max_time`)."""
+    d, h, m, s = (int(x) for x in str(value).split(":"))
+    return ((d * 24 + h) * 60 + m) * 60 + s

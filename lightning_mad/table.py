@@ -248,11 +248,10 @@ def check_same_test_split(cfg, test_cfg, row: str) -> None:
 
 def _train_seconds(cfg):
     """The row's wall-clock training budget in seconds (``trainer.max_time``), None without one."""
+    from lightning_mad.machine import max_time_seconds
+
     value = cfg.trainer.get("max_time")
-    if not value:
-        return None
-    d, h, m, s = (int(x) for x in str(value).split(":"))
-    return ((d * 24 + h) * 60 + m) * 60 + s
+    return max_time_seconds(value) if value else None
 
 
 def _steps(ckpt: str):

@@ -70,7 +70,7 @@ def test_table_budget_is_the_same_max_time_per_row_scaled_by_the_machine(tmp_pat
     from lightning_mad import machine
 
     assert machine.scaled_seconds(1.0, 220.0) == 60 and machine.scaled_seconds(1.0, 110.0) == 120
-    assert machine.max_time(3725) == "00:01:02:05"
+    assert machine.max_time(3725) == "00:01:02:05" and machine.max_time_seconds("01:01:02:05") == 86400 + 3725
     registry = tmp_path / "table.yaml"
     registry.write_text(yaml.safe_dump({"rows": [
         {"name": "TINY", "experiment": "tiny"},

@@ -219,9 +219,14 @@ class Separator:
         """The keyword arguments of ``model.estimate`` (with recurrent inference: the stop group as well)."""
         names = getattr(self.model, "inference_settings", ())
         out = {k: getattr(self.settings, k) for k in names if getattr(self.settings, k) is not None}
-        if "stop_rule" in names:
+        if self._recurrent:
             out["stop_group"] = self.settings.released_batch
         return out
+
+    @property
+    def _recurrent(self) -> bool:
+        """The model runs recurrent inference (takes ``stop_rule``, so also the stop group)."""
+        return "stop_rule" in getattr(self.model, "inference_settings", ())
 
     @property
     def chunk(self) -> int:
@@ -230,7 +235,7 @@ class Separator:
         memory is set by the larger of a chunk's and a block's spectrogram."""
         s = self.settings
         chunk = max(1, s.batch_size)
-        if s.stop_rule == "batch" and "stop_rule" in getattr(self.model, "inference_settings", ()):
+        if s.stop_rule == "batch" and self._recurrent:
             return -(-chunk // s.released_batch) * s.released_batch
         return chunk
 
