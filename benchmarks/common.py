@@ -66,9 +66,9 @@ def looped_audio(seconds: float, rate: int = RATE) -> tuple[torch.Tensor, str]:
     return torch.from_numpy(np.ascontiguousarray(sig)), f"bundled {SAMPLE_MIX.name} ({len(mono) / rate:.1f} s) looped"
 
 
-def gemm_gflops(m: int, k: int, n: int, seconds: float = 0.5) -> float:
-    """Measured torch.matmul throughput (GFLOP/s, 2mkn per product) at this shape, float32."""
-    return machine.gemm_gflops(m, k, n, seconds)
+def gemm_gflops(m: int, k: int, n: int, seconds: float = 0.5, dtype: torch.dtype = torch.float32) -> float:
+    """Measured torch.matmul throughput (GFLOP/s, 2mkn per product) at this shape and dtype (float32 default)."""
+    return machine.gemm_gflops(m, k, n, seconds, dtype)
 
 
 def mad_flops_per_sequence(cfg, passes: int) -> dict[str, float]:

@@ -2,13 +2,14 @@
 
     python -m benchmarks.ri_tradeoff [--checkpoint CKPT] [--out benchmarks/ri_tradeoff.csv]
 
-For each tau of :data:`TAUS` (iter 10, so at most 11 decoder passes; per-sequence stopping, the family default;
+For each tau of :data:`TAUS` at ``inference.precision=fp32``, and each of :data:`BF16_TAUS` (the paper's two) at
+``bf16`` (does bfloat16 stay within 0.1 dB GNSDR, with the passes it uses?), (iter 10, so at most 11 decoder passes; per-sequence stopping, the family default;
 mixture phase, the checkpoint's other settings) the bundled MIR-1K test clips (42 clips of the 17 singers never
 seen in training) are separated and scored with the ``mir1k`` protocol (whole clips at 16 kHz, BSS Eval v3
 sources, length-weighted means). Each CSV line: tau, mean decoder passes over every sequence, their histogram
 (``passes:sequences``), GNSDR / GSIR / GSAR of the vocals, clips, sequences, seconds. The notebook draws it (``report.plots.passes_tradeoff``). Per-clip
-scores are written under ``runs/ri_tradeoff/``; the CSV is written after each tau and a rerun skips the taus it
-holds.
+scores are written under ``runs/ri_tradeoff/``; the CSV (a ``precision`` column beside tau) is written after each
+line and a rerun skips the (precision, tau) lines it holds.
 
 The checkpoint defaults to the MIR-1K benchmark's GRU-RIS-l (``benchmarks.trained.ris_checkpoint``).
 """
@@ -26,12 +27,13 @@ from benchmarks.common import ROOT
 from benchmarks.trained import ris_checkpoint
 
 TAUS = (1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 1e-4, 0.0)
+BF16_TAUS = (1e-2, 1e-3)
 
 
 def tradeoff(checkpoint: str, taus=TAUS, limit: int | None = None, work: Path = ROOT / "runs" / "ri_tradeoff",
-             done: pd.DataFrame | None = None, on_line=None):
-    """One line per tau (see the module docstring); taus already in ``done`` are kept, ``on_line(frame)`` is called
-    after each new one (so an interrupted run resumes)."""
+             done: pd.DataFrame | None = None, on_line=None, bf16_taus=BF16_TAUS):
+    """One line per (precision, tau) (see the module docstring); lines already in ``done`` are kept,
+    ``on_line(frame)`` is called after each new one (so an interrupted run resumes)."""
     from lightning_mad.data.mir1k import MIR1KDataset
     from lightning_mad.data.registry import sample_root
     from lightning_mad.evaluate import TrackSelection
@@ -42,10 +44,13 @@ def tradeoff(checkpoint: str, taus=TAUS, limit: int | None = None, work: Path = 
     loaded = load_model(checkpoint)
     clips = TrackSelection(MIR1KDataset(sample_root() / "mir1k", split="test"), None, limit)
     lines = [] if done is None else done.drop(columns=["checkpoint"], errors="ignore").to_dict("records")
-    for tau in taus:
-        if any(abs(line["tau"] - tau) < 1e-12 for line in lines):
+    for line in lines:
+        line.setdefault("precision", "fp32")  # a CSV written before precisions were swept
+    for precision, tau in [("fp32", t) for t in taus] + [("bf16", t) for t in bf16_taus]:
+        if any(line["precision"] == precision and abs(line["tau"] - tau) < 1e-12 for line in lines):
             continue
-        separator = loaded.separator({"n_iter": 10, "tau": tau, "stop_rule": "sequence", "phase_iterations": 1})
+        separator = loaded.separator({"n_iter": 10, "tau": tau, "stop_rule": "sequence", "phase_iterations": 1,
+                                      "precision": precision})
         passes: list[torch.Tensor] = []
 
         def separate(mixture):
@@ -54,21 +59,21 @@ def tradeoff(checkpoint: str, taus=TAUS, limit: int | None = None, work: Path = 
             return out
 
         t0 = time.perf_counter()
-        df = evaluate_tracks(clips, separate, "mir1k", work / f"tau{tau:g}", n_workers=0,
-                             method_name=f"tau={tau:g}", progress=False, overwrite=True)
+        df = evaluate_tracks(clips, separate, "mir1k", work / f"{precision}-tau{tau:g}", n_workers=0,
+                             method_name=f"{precision} tau={tau:g}", progress=False, overwrite=True)
         scores = mir1k_scores(df)
         used = torch.cat(passes).float() if passes else torch.tensor([float("nan")])  # empty when reused
         counts = torch.bincount(used.long(), minlength=12)[1:].tolist() if passes else []
-        lines.append({"tau": tau, "passes_mean": float(used.mean()),
+        lines.append({"precision": precision, "tau": tau, "passes_mean": float(used.mean()),
                       "passes_histogram": " ".join(f"{p}:{c}" for p, c in enumerate(counts, 1) if c),
                       "GNSDR": scores["GNSDR"],
                       "GSIR": scores["GSIR"], "GSAR": scores["GSAR"], "clips": len(clips),
                       "sequences": int(used.numel()) if passes else 0, "seconds": time.perf_counter() - t0})
-        print(f"tau {tau:g}: {lines[-1]['passes_mean']:.2f} passes, GNSDR {scores['GNSDR']:.2f} dB "
+        print(f"{precision} tau {tau:g}: {lines[-1]['passes_mean']:.2f} passes, GNSDR {scores['GNSDR']:.2f} dB "
               f"({lines[-1]['seconds']:.0f} s)", flush=True)
         if on_line is not None:
             on_line(pd.DataFrame(lines))
-    return pd.DataFrame(lines).sort_values("tau", ascending=False)
+    return pd.DataFrame(lines).sort_values(["precision", "tau"], ascending=[False, False])
 
 
 def main(argv=None) -> int:

@@ -5,7 +5,7 @@ The research commands (train, evaluate, table, mir1k-benchmark, sweep) take ``ke
 
     lightning-mad train experiment=NAME [profile=quick] [fidelity=released_code] [data=sample] [key=value ...]
     lightning-mad separate INPUT [INPUT ...] [--checkpoint PATH | --model NAME_OR_FILE] -o OUTDIR [--iter N] [--tau T]
-                        [--precision fp32|int8]
+                        [--precision fp32|bf16|int8]
     lightning-mad export --checkpoint PATH -o model.pt
     lightning-mad evaluate checkpoint=PATH [data=NAME] [data.root=DIR] [data.split=test] [protocol=P[,P]] [workers=N]
                            [inference.n_iter=..] [output_dir=DIR] [tracks=a,b] [limit=N]
@@ -50,6 +50,8 @@ def cmd_train(args: list[str]) -> int:
 
 
 def separate_parser() -> argparse.ArgumentParser:
+    from lightning_mad.inference.settings import PRECISIONS
+
     p = argparse.ArgumentParser(prog="lightning-mad separate", description="Separate vocals and accompaniment.")
     p.add_argument("inputs", nargs="+", help="audio files (wav, flac, mp3, ogg, .stem.mp4)")
     src = p.add_mutually_exclusive_group()
@@ -62,14 +64,14 @@ def separate_parser() -> argparse.ArgumentParser:
     p.add_argument("--stop-rule", choices=("batch", "sequence"),
                    help="recurrent-inference stopping per batch or per sequence")
     p.add_argument("--phase-iterations", type=int, help="1 = mixture phase; 10 = the released code's GL-like loop")
-    p.add_argument("--batch-size", type=int, help="sequences per model call (larger is faster on CPU; with "
-                   "--stop-rule batch it also decides which sequences stop together)")
+    p.add_argument("--batch-size", type=int, help="sequences per model call (speed only; default: the model "
+                   "family's measured default; the group that stops together under --stop-rule batch stays 16)")
     p.add_argument("--accompaniment", choices=("residual", "ratio"),
                    help="stem rule: residual = mixture - vocals as released; ratio = soft mask from the vocal and "
                    "residual magnitudes (no bin gives the vocals more than the mixture holds)")
     p.add_argument("--band-limit", dest="band_limit_hz", type=float,
                    help="Hz above which everything goes to the accompaniment (0: full band)")
-    p.add_argument("--precision", choices=("fp32", "int8"),
+    p.add_argument("--precision", choices=PRECISIONS,
                    help="fp32 (default) or int8: EXPERIMENTAL dynamic int8 GRU and dense weights, CPU only; "
                    "measured lossy (-0.12 dB GNSDR for the shipped model, README 'Lower precision')")
     p.add_argument("--downmix", action="store_true", help="separate the mono downmix instead of each channel")

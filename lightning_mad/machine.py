@@ -18,9 +18,10 @@ import torch
 REFERENCE_GEMM_GFLOPS = 220.0
 
 
-def gemm_gflops(m: int = 2048, k: int = 2048, n: int = 2048, seconds: float = 1.0) -> float:
-    """Measured ``torch.matmul`` throughput (GFLOP/s, 2mkn per product) at this shape, float32."""
-    a, b = torch.randn(m, k), torch.randn(k, n)
+def gemm_gflops(m: int = 2048, k: int = 2048, n: int = 2048, seconds: float = 1.0,
+                dtype: torch.dtype = torch.float32) -> float:
+    """Measured ``torch.matmul`` throughput (GFLOP/s, 2mkn per product) at this shape and dtype (float32 default)."""
+    a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
     for _ in range(3):
         a @ b
     reps, t0 = 0, time.perf_counter()
@@ -58,3 +59,55 @@ def max_time_seconds(value: str) -> int:
     """The seconds of a ``trainer.max_time`` string ``DD:HH:MM:SS`` (the inverse of :func:`max_time`)."""
     d, h, m, s = (int(x) for x in str(value).split(":"))
     return ((d * 24 + h) * 60 + m) * 60 + s
+
+
+class PhaseClock:
+    """Wall-clock seconds spent per phase of a long job (train, evaluate, ...), in total and per row, so a user sees
+    where the time of ``make reproduce-table`` goes.
+
+        clock = PhaseClock()
+        with clock.phase("train", row="GRU-NRI"):
+            ...
+        record = clock.record(peak_gflops=140.0)  # total, each phase, each row, the total at the reference peak
+        clock.summary(record)  # the same in one line
+    """
+
+    def __init__(self):
+        self.started = time.perf_counter()
+        self.phases: dict[str, float] = {}
+        self.rows: dict[str, dict[str, float]] = {}
+
+    def phase(self, name: str, row: str | None = None):
+        clock = self
+
+        class _Phase:
+            def __enter__(self):
+                self.t0 = time.perf_counter()
+
+            def __exit__(self, *exc):
+                seconds = time.perf_counter() - self.t0
+                clock.phases[name] = clock.phases.get(name, 0.0) + seconds
+                if row is not None:
+                    per_row = clock.rows.setdefault(row, {})
+                    per_row[name] = per_row.get(name, 0.0) + seconds
+                return False
+
+        return _Phase()
+
+    def record(self, peak_gflops: float | None = None) -> dict:
+        """``{"total_s", "phases": {name: s}, "rows": {row: {name: s}}}`` (+ ``total_s_at_reference`` with a peak)."""
+        total = time.perf_counter() - self.started
+        out = {"total_s": round(total, 1), "phases": {k: round(v, 1) for k, v in self.phases.items()},
+               "rows": {r: {k: round(v, 1) for k, v in p.items()} for r, p in self.rows.items()}}
+        if peak_gflops:
+            out["gemm_gflops"] = peak_gflops
+            out["total_s_at_reference"] = round(total * peak_gflops / REFERENCE_GEMM_GFLOPS, 1)
+        return out
+
+    @staticmethod
+    def summary(record: dict) -> str:
+        """One line of a :meth:`record`: ``612 s (= 390 s at GEMM 220, peak here 140): train 250 s, ...``."""
+        scaled = (f" (= {record['total_s_at_reference']:.0f} s at GEMM {REFERENCE_GEMM_GFLOPS:g}, peak here "
+                  f"{record['gemm_gflops']:g})" if "gemm_gflops" in record else "")
+        parts = ", ".join(f"{k} {v:.0f} s" for k, v in record["phases"].items())
+        return f"{record['total_s']:.0f} s{scaled}: {parts}"

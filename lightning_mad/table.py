@@ -16,8 +16,8 @@ and ``<out>/table.tex``. The markdown / LaTeX tables show the protocol's primary
 """
 from __future__ import annotations
 
+import json
 import os
-
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,9 @@ import pandas as pd
 from lightning_mad.config.arguments import Command, Key
 from lightning_mad.data.specs import default_protocols
 from lightning_mad.table_cells import TABLE_COLUMNS as COLUMNS, TABLE_HEADER as HEADER, table_cells as _display
+
+#: test tracks of the recurrent-inference sweep run by the table on the GRU-RIS rows (the first of the test split)
+RI_SWEEP_TRACKS = 2
 
 
 
@@ -74,6 +77,9 @@ def run_table(
     from lightning_mad.evaluation.protocols import get_protocol
     from lightning_mad.train import train
 
+    from lightning_mad import machine
+
+    clock = machine.PhaseClock()
     overrides = list(overrides or [])
     registry = Path(registry or experiments_dir() / "tables" / "poster.yaml")
     reg = load_registry(registry)
@@ -81,10 +87,8 @@ def run_table(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     budget_note = ""
+    peak = machine.measured_peak(out / "machine.json")["gemm_gflops"]  # also scales the timing summary
     if budget is not None:
-        from lightning_mad import machine
-
-        peak = machine.measured_peak(out / "machine.json")["gemm_gflops"]
         seconds = machine.scaled_seconds(budget, peak)
         overrides = overrides + [f"trainer.max_time={machine.max_time(seconds)}"]
         budget_note = (f"{budget:g} min per row at GEMM {machine.REFERENCE_GEMM_GFLOPS:g} GFLOP/s = {seconds} s here "
@@ -124,7 +128,8 @@ def run_table(
         for seed in seeds:
             cfg = with_wandb_row(row_config(exp, profile, data, overrides, seed), group, f"{row['name']} seed{seed}")
             check_same_test_split(cfg, test_cfg, row["name"])
-            result = train(cfg)
+            with clock.phase("train", row["name"]):
+                result = train(cfg)
             runs_root = Path(result["run_dir"]).parent
             ckpt = result.get("best_checkpoint") or result.get("last_checkpoint")
             if not ckpt:
@@ -133,18 +138,22 @@ def run_table(
             budget = {"epochs": None if cfg.trainer.get("max_time") else cfg.optim.max_epochs,
                       "steps": _steps(ckpt), "train_seconds": _train_seconds(cfg)}
             train_data = cfg.data.preset
-            ev = evaluate(cfg, ckpt, protocols=[protocol.name], workers=workers,
-                          out_dir=Path(result["run_dir"]) / "eval" / f"{cfg.data.preset}-{cfg.data.split}",
-                          tracks=tracks, limit=limit, method_name=row["name"], progress=progress)
+            with clock.phase("evaluate", row["name"]):
+                ev = evaluate(cfg, ckpt, protocols=[protocol.name], workers=workers,
+                              out_dir=Path(result["run_dir"]) / "eval" / f"{cfg.data.preset}-{cfg.data.split}",
+                              tracks=tracks, limit=limit, method_name=row["name"], progress=progress)
             per_seed.append(ev.summaries[protocol.name])
             if seed == seeds[0]:  # listening excerpts for the report (the first seed's model)
                 from lightning_mad.report.examples import write_examples
 
-                write_examples(ckpt, TrackSelection(split_dataset(cfg), tracks, limit), row["name"], out / "examples")
+                with clock.phase("examples", row["name"]):
+                    write_examples(ckpt, TrackSelection(split_dataset(cfg), tracks, limit), row["name"], out / "examples")
             if row.get("ri_sweep"):  # the same trained model over the recurrent-inference grid
                 from lightning_mad.evaluation.ri_sweep import sweep_checkpoint
 
-                sweep_checkpoint(cfg, ckpt, out / "ri_sweep" / f"{exp}-seed{seed}", max_tracks=limit or 4)
+                with clock.phase("ri_sweep", row["name"]):
+                    sweep_checkpoint(cfg, ckpt, out / "ri_sweep" / f"{exp}-seed{seed}",
+                                     max_tracks=limit or RI_SWEEP_TRACKS)
         for agg in aggregations:
             values = {m: [] for m in ("SDR", "SIR", "SAR")}
             for summary in per_seed:
@@ -176,9 +185,10 @@ def run_table(
         cfg = test_cfg
         dataset = TrackSelection(split_dataset(cfg), tracks, limit)
         for orow in reg["oracles"]:
-            df = evaluate_tracks(dataset, oracle_separate_fn(orow["oracle"]), protocol,
-                                 out / "oracles" / f"{data}-{cfg.data.split}" / orow["oracle"], n_workers=workers,
-                                 method_name=orow["name"], progress=progress)
+            with clock.phase("oracles", orow["name"]):
+                df = evaluate_tracks(dataset, oracle_separate_fn(orow["oracle"]), protocol,
+                                     out / "oracles" / f"{data}-{cfg.data.split}" / orow["oracle"],
+                                     n_workers=workers, method_name=orow["name"], progress=progress)
             summary = pd.read_csv(out / "oracles" / f"{data}-{cfg.data.split}" / orow["oracle"] / "summary.csv")
             for agg in aggregations:
                 s = summary[(summary["aggregation"] == agg) & (summary["target"] == "vocals")]
@@ -203,7 +213,11 @@ def run_table(
                            **provenance()})
     from lightning_mad.report import write_report
 
-    write_report(out, runs_dir=runs_root)  # <out>/report.html: the page to look at and listen to
+    with clock.phase("report"):
+        write_report(out, runs_dir=runs_root)  # <out>/report.html: the page to look at and listen to
+    timing = clock.record(peak)
+    (out / "timing.json").write_text(json.dumps(timing, indent=1))
+    print(f"table: {clock.summary(timing)} ({out / 'timing.json'})", flush=True)
     return table
 
 

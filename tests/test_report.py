@@ -114,6 +114,28 @@ def test_plots_return_figures():
     assert uri.startswith("data:image/png;base64,") and len(uri) > 1000
 
 
+def test_box_plots_keep_an_off_scale_row_from_squashing_the_others():
+    from lightning_mad.report import plots
+
+    rows = [{"method": m, "track": f"t{i}", "target": "vocals", "metric": "SAR", "frame": 0, "score": v + i}
+            for m, v in (("GRU-NRI", 3.0), ("mixture (oracle)", 150.0)) for i in range(3)]
+    ax = plots.box_plots(pd.DataFrame(rows), metrics=("SAR",)).axes[0]
+    assert ax.get_xlim()[1] == plots.OFF_SCALE_DB
+    assert [t.get_text() for t in ax.texts] == ["151 >"]  # the off-scale row's median, at the edge
+
+
+def test_passes_tradeoff_draws_one_line_per_precision():
+    from lightning_mad.report import plots
+
+    curve = pd.DataFrame({"precision": ["fp32"] * 3 + ["bf16"] * 2, "tau": [1e-2, 1e-3, 0.0, 1e-2, 1e-3],
+                          "passes_mean": [3.3, 4.0, 11.0, 3.4, 4.1], "GNSDR": [2.7, 2.8, 2.8, 2.6, 2.7]})
+    ax = plots.passes_tradeoff(curve).axes[0]
+    assert [list(line.get_xdata()) for line in ax.lines] == [[3.3, 4.0, 11.0], [3.4, 4.1]]
+    assert [t.get_text() for t in ax.texts] == ["tau 0.01", "tau 0.001", "no stop (tau 0)"]
+    old = plots.passes_tradeoff(curve[curve["precision"] == "fp32"].drop(columns="precision")).axes[0]
+    assert len(old.lines) == 1 and old.get_legend() is None  # a curve written before precisions were swept
+
+
 def test_sweep_heatmap_shows_no_ri_once_and_passes_used():
     from lightning_mad.report import plots
 

@@ -92,6 +92,13 @@ def test_table_budget_is_the_same_max_time_per_row_scaled_by_the_machine(tmp_pat
     assert config["trainer"]["max_time"] == "00:00:00:02"
     assert not list((tmp_path / "runs").glob("tiny_twinnet-*"))  # the twin row trained nothing
     assert "budget 2s" in (out / "table.md").read_text()
+    # where the time went: per phase and per row, the total also at the reference peak (440 here = 2x 220)
+    timing = json.loads((out / "timing.json").read_text())
+    assert set(timing["phases"]) == {"train", "evaluate", "examples", "report"}  # no oracles, no sweep asked
+    assert set(timing["rows"]) == {"TINY"} and timing["rows"]["TINY"]["train"] >= 2  # the budget, then validation
+    assert timing["total_s"] >= sum(timing["phases"].values()) - 0.5
+    assert timing["total_s_at_reference"] == round(timing["total_s"] * 2, 1)
+    assert f"table: {timing['total_s']:.0f} s (= " in printed
 
 
 def test_table_rows_share_a_wandb_group_and_carry_their_row_name(tmp_path):

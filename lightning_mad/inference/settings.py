@@ -10,7 +10,7 @@ Defaults are declared once per model family, on the model class (``SeparationMod
 Settings are of two kinds:
 
 * separator settings (:data:`SEPARATOR_SETTINGS`), used for every model: phase reconstruction, batching, blocks,
-  the released edge truncation, the stem rule, the band limit and the precision (fp32 | int8);
+  the released edge truncation, the stem rule, the band limit and the precision (fp32 | bf16 | int8);
 * model settings, read by the model's ``estimate`` (recurrent inference ``n_iter`` / ``tau`` / ``stop_rule`` for
   MaD with the 2F decoder, ``wiener_alpha`` for the MIM comparators). A model lists the ones it uses in
   ``inference_settings``; a known setting that a model does not use is reported once as ignored (so a table-wide
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 STOP_RULES = ("sequence", "batch")
 ACCOMPANIMENT_RULES = ("residual", "ratio")
-PRECISIONS = ("fp32", "int8")  # lightning_mad.inference.precision
+PRECISIONS = ("fp32", "bf16", "int8")  # lightning_mad.inference.precision
 
 
 @dataclass
@@ -58,8 +58,9 @@ class InferenceSettings:
     ratio_exponent: Optional[float] = None
     # Hz above which the vocals are zero (0 = full band; a model trained on 16-kHz MIR-1K never saw > 8 kHz)
     band_limit_hz: Optional[float] = None
-    # "fp32" | "int8": dynamic int8 GRU and dense weights (lightning_mad/inference/precision.py, CPU only);
-    # int8 is EXPERIMENTAL, measured lossy: -0.12 dB GNSDR for the shipped GRU-NRI on MIR-1K (rule: <= 0.1 dB)
+    # "fp32" | "bf16" | "int8": the GRU and dense products in bfloat16 or dynamic int8 (lightning_mad/inference/
+    # precision.py, CPU only); int8 is EXPERIMENTAL, measured lossy: -0.12 dB GNSDR for the shipped GRU-NRI on
+    # MIR-1K (rule: <= 0.1 dB)
     precision: Optional[str] = None
 
     # --- construction -----------------------------------------------------------------------------------------

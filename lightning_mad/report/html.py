@@ -290,8 +290,9 @@ def write_report(results_dir: str | Path = "results", out: str | Path | None = N
         body.append(f'<section id="{sid}"><h2>{esc(title)}</h2>\n{content}\n</section>')
     nav = "".join(f'<a href="#{sid}">{esc(title)}</a>' for sid, title in SECTIONS)
     page = ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-            f"<title>lightning_mad results: {esc(results)}</title><style>{STYLE}</style></head><body>"
-            f"<h1>lightning_mad results: {esc(results)}</h1><p class='note'>runs: {esc(runs)}</p><nav>{nav}</nav>\n"
+            f"<title>lightning_mad report ({esc(Path(results).resolve().name)})</title><style>{STYLE}</style></head>"
+            f"<body><h1>lightning_mad report</h1><p class='note'>results folder: {esc(Path(results).resolve())}"
+            f" &middot; runs folder: {esc(Path(runs).resolve()) if runs else 'none'}</p><nav>{nav}</nav>\n"
             + "\n".join(body) + "\n</body></html>\n")
     out.write_text(page, encoding="utf-8")
     return out

@@ -155,6 +155,9 @@ def track_scores(per_track: pd.DataFrame, target: str = "vocals",
     return df.groupby(["method", "track", "metric"], sort=False)["score"].median().reset_index()
 
 
+OFF_SCALE_DB = 60.0  # box-plot axes stop here; a row beyond it is labelled with its median at the edge
+
+
 def box_plots(per_track: pd.DataFrame, target: str = "vocals", metrics: Sequence[str] = ("SDR", "SIR", "SAR"),
               title: str | None = None):
     """Box plots of per-track scores (median over frames per track) of ``target``: one panel per metric, one box
@@ -173,6 +176,12 @@ def box_plots(per_track: pd.DataFrame, target: str = "vocals", metrics: Sequence
             ax.plot(d, np.full(len(d), pos) + np.random.default_rng(0).uniform(-0.15, 0.15, len(d)), ".",
                     ms=3, alpha=0.5, color="#1f77b4")
         ax.set_yticks(positions, methods)
+        values = np.concatenate([d for d in data if len(d)] or [np.zeros(1)])
+        if np.nanmax(values) > OFF_SCALE_DB:  # the mixture oracle's SAR (~150 dB) would squash every other box
+            ax.set_xlim(right=OFF_SCALE_DB)
+            for pos, d in zip(positions, data):
+                if (d > OFF_SCALE_DB).any():
+                    ax.annotate(f"{np.median(d):.0f} >", (OFF_SCALE_DB, pos), ha="right", va="center", fontsize=7)
         ax.set_xlabel(f"{metric} {target} (dB)")
         ax.grid(axis="x", alpha=0.3)
     if title:
@@ -288,13 +297,20 @@ def _line_plot_done(fig, ax, xlabel: str, ylabel: str, title: str | None):
 
 def passes_tradeoff(curve: pd.DataFrame, score: str = "GNSDR", title: str | None = None):
     """Recurrent inference as adaptive compute: ``score`` against the mean decoder passes used per sequence, one
-    point per tau (``curve``: columns ``tau``, ``passes_mean``, ``score``; ``benchmarks/ri_tradeoff.csv``)."""
-    df = curve.sort_values("passes_mean")
+    point per tau (``curve``: columns ``tau``, ``passes_mean``, ``score`` [, ``precision``: one line each];
+    ``benchmarks/ri_tradeoff.csv``)."""
+    curve = curve if "precision" in curve else curve.assign(precision="fp32")
     fig, ax = plt.subplots(figsize=(6.0, 4.0))
-    ax.plot(df["passes_mean"], df[score], "o-")
-    for r in df.itertuples():
-        ax.annotate("no stop (tau 0)" if r.tau == 0 else f"tau {r.tau:g}", (r.passes_mean, getattr(r, score)),
-                    textcoords="offset points", xytext=(4, -12), fontsize=8)
+    for (precision, df), style in zip(curve.groupby("precision", sort=False), ("o-", "s--", "^:")):
+        df = df.sort_values("passes_mean")
+        ax.plot(df["passes_mean"], df[score], style, label=f"precision {precision}")
+        if precision != "fp32":
+            continue  # the other precisions' taus sit beside the fp32 points: one set of labels
+        for r in df.itertuples():
+            ax.annotate("no stop (tau 0)" if r.tau == 0 else f"tau {r.tau:g}", (r.passes_mean, getattr(r, score)),
+                        textcoords="offset points", xytext=(4, -12), fontsize=8)
+    if curve["precision"].nunique() > 1:
+        ax.legend(fontsize=8)
     return _line_plot_done(fig, ax, "decoder passes used (mean per sequence)", f"{score} (dB)", title)
 
 
