@@ -29,6 +29,9 @@ from lightning_mad.table_cells import TABLE_COLUMNS as COLUMNS, TABLE_HEADER as 
 
 #: test tracks of the recurrent-inference sweep run by the table on the GRU-RIS rows (the first of the test split)
 RI_SWEEP_TRACKS = 2
+#: validation clips of a row whose budget is shorter than its profile's validation interval: it validates once, at
+#: the stop, and that one checkpoint is the row's whatever it scores, so the validation only logs a curve point
+ONE_VALIDATION_CLIPS = 4
 
 
 
@@ -93,6 +96,12 @@ def run_table(
         overrides = overrides + [f"trainer.max_time={machine.max_time(seconds)}"]
         budget_note = (f"{budget:g} min per row at GEMM {machine.REFERENCE_GEMM_GFLOPS:g} GFLOP/s = {seconds} s here "
                        f"(GEMM peak {peak:g} GFLOP/s, {out / 'machine.json'})")
+        interval = load_config([f"profile={profile}", f"data={data}", *overrides]).trainer.val_check_interval
+        if (isinstance(interval, str) and ":" in interval and seconds < machine.max_time_seconds(interval)
+                and not any(o.startswith("trainer.limit_val_batches=") for o in overrides)):
+            overrides.append(f"trainer.limit_val_batches={ONE_VALIDATION_CLIPS}")
+            budget_note += (f"; one validation per row, at the stop (the budget is shorter than the {interval} "
+                            f"validation interval), on {ONE_VALIDATION_CLIPS} clips")
         print(f"table: {budget_note}", flush=True)
     test_cfg = load_config([f"profile={profile}", f"data={data}", *overrides])  # the table's test split
     protocol = get_protocol(default_protocols(test_cfg)[0])

@@ -76,6 +76,10 @@ def test_budget_profile_sets_mad_settings_only_for_mad():
     assert (cha.optim.name, cha.optim.lr) == ("adadelta", 1.0)  # CHA keeps its own optimiser
     assert mad.trainer.max_time and cha.trainer.max_time == mad.trainer.max_time
     assert load_config(["experiment=gru_nri", "profile=budget", "optim.lr=0.5"]).optim.lr == 0.5  # CLI wins
+    # a models entry keyed by model name is merged over its family's: GRU-RIS-l's rate, MaD's batch
+    ris_l, ris_s = (load_config([f"experiment={e}", "profile=budget"]) for e in ("gru_ris_l", "gru_ris_s"))
+    assert (ris_l.optim.lr, ris_l.optim.batch_size) == (3e-4, 16) and ris_s.optim.lr == mad.optim.lr == 1e-3
+    assert load_config(["experiment=gru_ris_l", "profile=budget", "optim.lr=0.5"]).optim.lr == 0.5
 
 
 def test_quick_profile_uses_random_excerpts_under_released_fidelity():

@@ -8,7 +8,8 @@ Merge order (later wins)::
 
 A preset's ``models`` section holds settings that only suit one model family, keyed by model class key (``mad``,
 ``cha``, ``gra``, ``mim_hw``, ``mim_dwf``): the released code's switches of MaD are not the comparators' (fidelity),
-and the ``budget`` profile's learning rate for MaD would break CHA's AdaDelta (profile).
+and the ``budget`` profile's learning rate for MaD would break CHA's AdaDelta (profile). A key may also be a
+registered model name (``gru_ris_l``): its entry is merged over its family's (the more specific wins).
 
 Group selections come from the command line (``profile=quick``, ``fidelity=clean``, ``data=dsd100``,
 ``trainer=ddp_sim``), else from the ``defaults:`` blocks of the profile and the experiment, else the schema. The
@@ -108,9 +109,11 @@ def load_config(args: list[str] | None = None, *, fallback: dict | None = None, 
     data = _read_yaml(root / "presets" / "data" / f"{data_name}.yaml")
     trainer = _read_yaml(root / "presets" / "trainer" / f"{trainer_name}.yaml")
     try:
-        family = _model_family(OmegaConf.merge(cfg, experiment).model.name)
+        model_name = OmegaConf.merge(cfg, experiment).model.name
+        family = _model_family(model_name)
         cfg = OmegaConf.merge(
-            cfg, *_with_family(fidelity, family), experiment, *_with_family(profile, family),
+            cfg, *_with_family(fidelity, family, model_name), experiment,
+            *_with_family(profile, family, model_name),
             {"data": data}, {"trainer": trainer},
             {"experiment": name, "profile": profile_name, "fidelity": fidelity_name,
              "data": {"preset": data_name}, "trainer": {"preset": trainer_name}},
@@ -123,11 +126,15 @@ def load_config(args: list[str] | None = None, *, fallback: dict | None = None, 
     return cfg
 
 
-def _with_family(preset: DictConfig, family: str) -> tuple[DictConfig, DictConfig]:
-    """A preset's common part and its ``models: {<family>: {...}}`` entry for this model family."""
+def _with_family(preset: DictConfig, family: str, model_name: str | None = None
+                 ) -> tuple[DictConfig, DictConfig, DictConfig]:
+    """A preset's common part, its ``models: {<family>: {...}}`` entry for this model family and its entry for
+    this model name (empty where absent), in merge order."""
     preset = preset.copy()
-    per_family = preset.pop("models", {}) or {}
-    return preset, per_family.get(family, {}) if per_family else OmegaConf.create({})
+    per_model = preset.pop("models", {}) or {}
+    empty = OmegaConf.create({})
+    return (preset, per_model.get(family, empty) if per_model else empty,
+            per_model.get(model_name, empty) if per_model and model_name and model_name != family else empty)
 
 
 def _model_family(name: str) -> str:
