@@ -34,7 +34,6 @@ RI_SWEEP_TRACKS = 2
 ONE_VALIDATION_CLIPS = 4
 
 
-
 def load_registry(path: str | Path) -> dict:
     import yaml
 
@@ -78,9 +77,8 @@ def run_table(
     from lightning_mad.data.specs import split_dataset
     from lightning_mad.evaluate import TrackSelection, evaluate
     from lightning_mad.evaluation.protocols import get_protocol
-    from lightning_mad.train import train
-
     from lightning_mad import machine
+    from lightning_mad.train import train
 
     clock = machine.PhaseClock()
     overrides = list(overrides or [])
