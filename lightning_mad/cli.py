@@ -73,7 +73,8 @@ def separate_parser() -> argparse.ArgumentParser:
                    help="Hz above which everything goes to the accompaniment (0: full band)")
     p.add_argument("--precision", choices=PRECISIONS,
                    help="fp32 (default); bf16: bfloat16 products (within 0.002 dB GNSDR of fp32, 1.3-2.2x faster "
-                   "measured on a CPU with avx512_bf16, slower without native bf16); int8: EXPERIMENTAL dynamic int8 weights, "
+                   "measured on a CPU with avx512_bf16, slower without native bf16); int8: EXPERIMENTAL "
+                   "dynamic int8 weights, "
                    "measured lossy (-0.12 dB GNSDR for the shipped model); README 'Lower precision'")
     p.add_argument("--downmix", action="store_true", help="separate the mono downmix instead of each channel")
     p.add_argument("--keep-model-rate", action="store_true", help="write 44.1 kHz stems instead of the input's rate")
