@@ -74,8 +74,8 @@ def separate_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=PRECISIONS,
                    help="fp32 (default); bf16: bfloat16 products (within 0.002 dB GNSDR of fp32, 1.3-2.2x faster "
                    "measured on a CPU with avx512_bf16, slower without native bf16); int8: EXPERIMENTAL "
-                   "dynamic int8 weights, "
-                   "measured lossy (-0.12 dB GNSDR for the shipped model); README 'Lower precision'")
+                   "dynamic int8 weights, measured lossy (-0.12 dB GNSDR for the shipped model); README 'Lower "
+                   "precision'")
     p.add_argument("--downmix", action="store_true", help="separate the mono downmix instead of each channel")
     p.add_argument("--keep-model-rate", action="store_true", help="write 44.1 kHz stems instead of the input's rate")
     p.add_argument("--bits", choices=("float", "16", "24"), default="float", help="sample format of the stems")

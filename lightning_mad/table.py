@@ -154,7 +154,8 @@ def run_table(
                 from lightning_mad.report.examples import write_examples
 
                 with clock.phase("examples", row["name"]):
-                    write_examples(ckpt, TrackSelection(split_dataset(cfg), tracks, limit), row["name"], out / "examples")
+                    write_examples(ckpt, TrackSelection(split_dataset(cfg), tracks, limit), row["name"],
+                                   out / "examples")
             if row.get("ri_sweep"):  # the same trained model over the recurrent-inference grid
                 from lightning_mad.evaluation.ri_sweep import sweep_checkpoint
 

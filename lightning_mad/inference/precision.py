@@ -32,7 +32,8 @@ stay float32). MIM-DWF (a Keras GRU that reads its weights directly) is refused 
 
 Measured on the bundled MIR-1K test clips (README "Lower precision"; the project's rule: within 0.1 dB GNSDR of
 fp32): ``bf16`` is supported (shipped GRU-NRI -0.0007 dB; trained GRU-RIS-l +0.0016 dB at tau 1e-3, same passes
-used); ``int8`` is EXPERIMENTAL (shipped GRU-NRI -0.12 dB). Speed: ``benchmarks/precision.py``, ``benchmarks/trained.py``.
+used); ``int8`` is EXPERIMENTAL (shipped GRU-NRI -0.12 dB). Speed: ``benchmarks/precision.py``,
+``benchmarks/trained.py``.
 """
 from __future__ import annotations
 
@@ -110,7 +111,7 @@ def pack_bf16(weight: torch.Tensor) -> torch.Tensor:
 
 
 def bf16_matmul(x: torch.Tensor, packed: torch.Tensor) -> torch.Tensor:
-    """``x @ W.T`` with x rounded to bfloat16, float32 accumulation, the result back in float32: (..., I) -> (..., O)."""
+    """``x @ W.T``: x rounded to bfloat16, float32 accumulation, the result back in float32. (..., I) -> (..., O)."""
     return nn.functional.linear(x.to(torch.bfloat16), packed).float()
 
 
