@@ -172,9 +172,8 @@ def test_musdb_hq_layout(tmp_path, falcon):
     assert str(folder) in str(err.value)
 
 
-@pytest.mark.shared_data
-def test_musdb_hq_shared_sample_matches_medleydb(shared_data, sample_root):
-    root = shared_data / "musdb18-sample-wav"
+def test_musdb_hq_sample_matches_medleydb(musdb_wav_root, sample_root):
+    root = musdb_wav_root
     train = MUSDB18Dataset(root, subset="train", split="train", is_wav=True)
     assert train.names == ["Music Delta - 80s Rock"]
     with pytest.raises(DatasetError, match="no tracks found"):  # not one of musdb's 14 validation tracks

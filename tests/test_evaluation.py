@@ -1,6 +1,6 @@
 """Protocols (museval wrappers), the per-track JSON store and the resumable runner.
 
-BSS Eval is slow, so signals are short: a few seconds at 8 kHz, or the ~7 s shared MUSDB18 excerpts.
+BSS Eval is slow, so signals are short: a few seconds at 8 kHz, or the ~7 s bundled MUSDB18 excerpts.
 """
 from __future__ import annotations
 
@@ -72,15 +72,12 @@ def test_registry_and_museval_arguments():
         get_protocol("bsseval_v5")
 
 
-@pytest.mark.shared_data
-def test_museval_regression_through_runner(shared_data, shared_reference_results, tmp_path):
+def test_museval_regression_through_runner(sample_root, reference_results, tmp_path):
     """museval's own regression case (sigsep-mus-eval tests/data), scored by the suite's protocol + runner + store."""
     import musdb
 
-    expected_path = shared_reference_results / "museval-regression" / "Music Delta - 80s Rock.json"
-    if not expected_path.is_file():
-        pytest.skip(f"{expected_path} not found")
-    db = musdb.DB(root=str(shared_data / "musdb18-sample"), subsets="train")
+    expected_path = reference_results / "museval-regression" / "Music Delta - 80s Rock.json"
+    db = musdb.DB(root=str(sample_root / "musdb18"), subsets="train")
     mtrack = next(t for t in db.tracks if t.name == "Music Delta - 80s Rock")
     # PROVENANCE: np.random.seed(0), then two np.random.random(track.audio.shape) draws, vocals first
     np.random.seed(0)
@@ -112,23 +109,20 @@ def test_museval_regression_through_runner(shared_data, shared_reference_results
     assert set(df["metric"]) == {"SDR", "SIR", "ISR", "SAR"} and len(df) == 2 * 6 * 4
 
 
-def _mono_musdb_wav(shared_data, name="Music Delta - 80s Rock"):
+def _mono_musdb_wav(musdb_wav_root, name="Music Delta - 80s Rock"):
     import soundfile as sf
 
-    folder = shared_data / "musdb18-sample-wav" / "train" / name
-    if not folder.is_dir():
-        pytest.skip(f"{folder} not found")
+    folder = musdb_wav_root / "train" / name
     stems = {s: sf.read(folder / f"{s}.wav", dtype="float64")[0].mean(axis=1)
              for s in ("vocals", "drums", "bass", "other")}
     return stems["vocals"], stems["drums"] + stems["bass"] + stems["other"]
 
 
-@pytest.mark.shared_data
-def test_sisec2016_on_a_short_real_excerpt_is_one_whole_track_frame(shared_data):
+def test_sisec2016_on_a_short_real_excerpt_is_one_whole_track_frame(musdb_wav_root):
     """A 30 s window on a 6.8 s track: museval's Framing gives one frame = BSS Eval v3 images on the whole track."""
     from museval import metrics
 
-    vocals, accompaniment = _mono_musdb_wav(shared_data)
+    vocals, accompaniment = _mono_musdb_wav(musdb_wav_root)
     mixture = vocals + accompaniment
     est = _leaky(mixture)
     refs = {"vocals": vocals, "accompaniment": accompaniment}
