@@ -111,7 +111,8 @@ def test_table_rows_share_a_wandb_group_and_carry_their_row_name(tmp_path):
 
     from lightning_mad.config.load import experiments_dir, load_config, resolved_dict
     from lightning_mad.table import row_config, table_group, with_wandb_row
-    from lightning_mad.train import NOT_REUSE_KEYS, run_dir, train, wandb_settings
+    from lightning_mad import runs
+    from lightning_mad.train import run_dir, train, wandb_settings
 
     group = table_group(experiments_dir() / "tables" / "poster.yaml", "quick", "sample")
     assert group == "table-poster-quick-sample"
@@ -127,10 +128,11 @@ def test_table_rows_share_a_wandb_group_and_carry_their_row_name(tmp_path):
     given = with_wandb_row(load_config(["experiment=gru_ris_l", "logger.group=mine"]), group, "GRU-RIS-l seed0")
     assert wandb_settings(given)["group"] == "mine"
     # the logging section does not shape the weights: the row reuses the finished plain run of the same config
-    resolved = {k: v for k, v in resolved_dict(plain).items() if k not in NOT_REUSE_KEYS}
+    resolved = resolved_dict(plain)
     out = run_dir(plain)
     out.mkdir(parents=True)
     record = {"best_checkpoint": "plain.ckpt"}
-    (out / "finished.json").write_text(json.dumps({"config": {**resolved, "logger": {"group": "old"}},
-                                                   "result": record}))
-    assert train(cfg) == record
+    (out / "finished.json").write_text(json.dumps({
+        "identity": runs.weights_identity(resolved), "budget": runs.budget_of(resolved),
+        "code_hash": runs.code_hash(), "git_commit": "abc123", "result": record}))
+    assert train(cfg) == {**record, "reused": True, "git_commit": "abc123", "code_hash": runs.code_hash()}
