@@ -46,6 +46,7 @@ COMMAND = Command(
                 "inference.* keys replace the checkpoint's stored settings.",
     keys=(Key("checkpoint", "str", "Lightning checkpoint (.ckpt) of a trained run"),
           Key("model", "str", "release file, shipped pretrained model (mad-mir1k) or registered name (tiny)"),
+          Key("random_weights", "bool", "allow model= to name a full-size architecture with random weights", False),
           Key("protocol", "names", "protocols, comma-separated (default: the data preset's)"),
           Key("workers", "int", "scoring processes (0 = in this process)", 1),
           Key("output_dir", "str", "output folder (one sub-folder per protocol)"),
@@ -129,6 +130,7 @@ def evaluate(
     method_name: str | None = None,
     device: str = "cpu",
     progress: bool = True,
+    random_weights: bool = False,
 ) -> EvaluationResult:
     """Separate every track of ``cfg.data.split`` with ``model_source`` and score it under each protocol.
 
@@ -141,6 +143,7 @@ def evaluate(
         out_dir: output folder (one sub-folder per protocol).
         tracks / limit: restrict the split to these track names / the first ``limit`` tracks.
         method_name: the ``method`` column (default: the model file's stem or name).
+        random_weights: allow a full-size architecture name (random weights) as ``model_source``.
     """
     from lightning_mad.evaluation.protocols import get_protocol
     from lightning_mad.evaluation.runner import evaluate_tracks
@@ -157,7 +160,7 @@ def evaluate(
         raise ConfigError(str(err.args[0])) from None
     overrides = InferenceSettings.from_mapping(overrides, "evaluate")  # a misspelt setting fails here
 
-    loaded = load_model(model_source, device)  # a bad path fails before any data is read
+    loaded = load_model(model_source, device, random_weights=random_weights)  # a bad path fails before any data
     separator = loaded.separator(overrides)
     split = cfg.data.split
     dataset = split_dataset(cfg, split)
@@ -257,6 +260,7 @@ def main(args: list[str]) -> int:
     cfg = load_config(rest)
     overrides = explicit_inference(cfg, rest)
     result = evaluate(cfg, source, overrides=overrides, protocols=own["protocol"], workers=own["workers"],
-                      out_dir=own["output_dir"], tracks=own["tracks"], limit=own["limit"], method_name=own["method"])
+                      out_dir=own["output_dir"], tracks=own["tracks"], limit=own["limit"], method_name=own["method"],
+                      random_weights=own["random_weights"])
     print(format_result(result), flush=True)
     return 0

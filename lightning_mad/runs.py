@@ -29,7 +29,8 @@ from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 
 #: config keys (dotted) that never change the weights: provenance, logging, reports, the folder, loader speed
-NOT_WEIGHT_KEYS = ("git_commit", "code_hash", "libraries", "logger", "ri_sweep", "output_dir", "run_name", "description",
+NOT_WEIGHT_KEYS = ("git_commit", "code_hash", "libraries", "logger", "ri_sweep", "output_dir", "run_name",
+                   "description",
                    "data.num_workers", "data.cache_dir", "data.split", "data.protocols",
                    "trainer.enable_progress_bar", "trainer.log_every_n_steps")
 #: config keys that only extend (or shorten) a run: the same run continues under a longer budget

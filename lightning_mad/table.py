@@ -4,8 +4,9 @@
                         [registry=experiments/tables/poster.yaml] [rows=GRA,GRU-NRI] [out=results] [workers=N]
                         [limit=N] [oracles=true] [key=value ...]
 
-For each row of the registry (``experiments/tables/poster.yaml``) whose experiment file exists and each seed: ``train(cfg)``
-(a finished run with the same config is reused, an interrupted one resumes from ``last.ckpt``), then
+For each row of the registry (``experiments/tables/poster.yaml``) whose experiment file exists and each seed:
+``train(cfg)`` (a finished run of the same config and code is reused, "reused <run> (commit X)" is printed, an
+interrupted one resumes from ``last.ckpt``), then
 :func:`lightning_mad.evaluate.evaluate` on the test split with the data preset's primary protocol (sisec2016 for
 dsd100/paper, museval otherwise; the per-track JSON make the evaluation resumable too). A row without an experiment
 file is printed as "not implemented". With several seeds the table shows the median over seeds and the spread
@@ -17,7 +18,6 @@ and ``<out>/table.tex``. The markdown / LaTeX tables show the protocol's primary
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -211,14 +211,16 @@ def run_table(
     primary = table[(table["aggregation"] == aggregations[0]) | ~table["status"].isin(["ok", "oracle"])]
     (out / "table.md").write_text(to_markdown(primary, protocol.name, aggregations[0], data, profile, budget_note))
     (out / "table.tex").write_text(to_latex(primary))
-    if os.environ.get("WANDB_MODE", "offline").lower() != "disabled":
+    from lightning_mad.wandb_log import log_tables, table_logging
+
+    wandb_settings = table_logging(test_cfg)  # logger.wandb / offline / project, as the rows' runs
+    if wandb_settings:
         from lightning_mad.provenance import provenance
-        from lightning_mad.wandb_log import log_tables
 
         log_tables(f"table-{profile}-{data}", {"table": table}, group=group, job_type="table",
                    tags=[f"profile:{profile}", f"data:{data}"], save_dir=out,
                    config={"profile": profile, "data": data, "seeds": list(seeds), "overrides": overrides,
-                           **provenance()})
+                           **provenance()}, **wandb_settings)
     from lightning_mad.report import write_report
 
     with clock.phase("report"):
@@ -276,13 +278,11 @@ def _train_seconds(cfg):
     return max_time_seconds(value) if value else None
 
 
-def _steps(ckpt: str):
-    try:
-        import torch
+def _steps(ckpt: str) -> int:
+    """Optimiser steps of a row's checkpoint (``train()`` always leaves a Lightning checkpoint)."""
+    import torch
 
-        return int(torch.load(ckpt, map_location="cpu", weights_only=True).get("global_step"))
-    except Exception:  # a release file or an unreadable checkpoint: budget unknown
-        return None
+    return int(torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"])
 
 
 def to_markdown(df: pd.DataFrame, protocol: str, aggregation: str, data: str, profile: str,

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("WANDB_MODE", "disabled")
+# forced, not defaulted: `make test` runs under the Makefile's exported WANDB_MODE=offline; a test that means to log
+# sets its own mode with monkeypatch and writes inside its temporary folder (tests/test_train.py)
+os.environ["WANDB_MODE"] = "disabled"
 os.environ.setdefault("WANDB_SILENT", "true")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

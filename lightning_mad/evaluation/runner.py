@@ -11,7 +11,8 @@ corpus's own samples (``track.native_sources()``, read from the files) and only 
 (soxr ``VHQ``). The 44.1-kHz references are never resampled back: that round trip empties the band just under the
 native Nyquist frequency and BSS Eval's projections then misattribute energy (SIR/ISR/SAR off by many dB).
 
-At the end every track's JSON is read back into the long frame, written to ``<out_dir>/results.csv``, and summarised into ``<out_dir>/summary.csv``.
+At the end every track's JSON is read back into the long frame, written to ``<out_dir>/results.csv``, and
+summarised into ``<out_dir>/summary.csv``.
 
 Workers are ``spawn`` processes (safe next to torch threads; a script calling this needs the usual
 ``if __name__ == "__main__":`` guard). Each worker runs single-threaded BLAS (``OMP/OPENBLAS/MKL_NUM_THREADS=1``
