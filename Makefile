@@ -9,8 +9,9 @@ TORCH  := torch==2.13.0
 export WANDB_MODE ?= offline
 
 PROFILE   ?= budget
-# minutes of training per table row at a GEMM peak of 220 GFLOP/s (scaled by the peak measured here; PROFILE=budget)
-TABLE_BUDGET ?= 0.5
+# empty (default): every table row trains the fixed optimiser steps of its registry entry (the same numbers on every
+# machine); TABLE_BUDGET=<minutes at a GEMM peak of 220 GFLOP/s> trains each row for a wall-clock budget instead
+TABLE_BUDGET ?=
 DATA      ?= sample
 DATA_ROOT ?=
 SEEDS     ?= 0
@@ -50,8 +51,9 @@ smoke: install  ## tiny CPU train (4 steps) + separate with the checkpoint it tr
 	$(BIN)/lightning-mad separate "data/sample/musdb18/test/The Easton Ellises - Falcon 69.stem.mp4" \
 	  --checkpoint runs/smoke/tiny-4steps/checkpoints/last.ckpt -o runs/smoke/separated --quiet
 
-reproduce-table: install  ## train + evaluate every table row (default: bundled sample, TABLE_BUDGET min per row)
-	$(BIN)/lightning-mad table profile=$(PROFILE) $(if $(filter budget,$(PROFILE)),budget=$(TABLE_BUDGET)) data=$(DATA) $(if $(DATA_ROOT),data.root=$(DATA_ROOT)) seeds=$(SEEDS) $(ARGS)
+reproduce-table: install  ## train + evaluate every table row (default: bundled sample, each row's registry steps)
+	$(BIN)/lightning-mad table profile=$(PROFILE) $(if $(TABLE_BUDGET),budget=$(TABLE_BUDGET),fixed_steps=true) \
+	  data=$(DATA) $(if $(DATA_ROOT),data.root=$(DATA_ROOT)) seeds=$(SEEDS) $(ARGS)
 
 mir1k-benchmark: install  ## every row trained BUDGET minutes (default 10) on MIR-1K's training singers, scored on the others
 	$(BIN)/lightning-mad mir1k-benchmark budget=$(BUDGET) $(if $(DATA_ROOT),data.root=$(DATA_ROOT)) $(ARGS)
