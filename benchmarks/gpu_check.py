@@ -25,6 +25,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(os.environ.get("GPU_CHECK_RESULTS", ROOT / "benchmarks" / "results-gpu.md"))
 DEVICE = os.environ.get("GPU_CHECK_DEVICE", "cuda")
+WARMUP_STEPS = int(os.environ.get("GPU_CHECK_WARMUP", "2"))  # untimed steps per row before the timed ones
 #: one epoch of the paper's schedule (DSD100 Dev + MedleyDB, released sampler, batch 16): about 67 k sequences,
 #: 4,200 steps (README "Measured figures")
 PAPER_EPOCH_STEPS = 4200
@@ -33,9 +34,10 @@ CPU_EPOCH_HOURS = {"GRU-RIS-l": 5.6}
 MAD_ROWS = {"GRU-NRI": "gru_nri", "GRU-RIS-s": "gru_ris_s", "GRU-RIS-l": "gru_ris_l", "MaD TwinNet": "mad_twinnet"}
 
 
-def emit(title: str, lines: list[str], record: dict | None = None) -> None:
-    """Print a stage's figures and append them to the results file (and a JSON line beside it)."""
-    text = "\n".join([f"## {title}", "", *lines, ""])
+def emit(title: str | None, lines: list[str], record: dict | None = None) -> None:
+    """Print figures and append them to the results file at once (a section when ``title`` is given), and
+    ``record`` as a JSON line beside it."""
+    text = "\n".join(([f"## {title}", ""] if title else []) + lines + ([""] if title else []))
     print(text, flush=True)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     with RESULTS.open("a") as f:
@@ -131,11 +133,13 @@ def rows_stage(steps: int) -> None:
     from lightning_mad.systems.base import SOURCE_KEYS
     from lightning_mad.train import build_system
 
-    lines = [f"{steps} timed steps per row after 2 warm-up steps, one real batch of the bundled sample, "
-             f"profile paper (fidelity released_code); epoch = {PAPER_EPOCH_STEPS} steps of batch 16.", "",
-             "| row | steps/s | sequences/s | decoder passes (mean) | memory peak | one paper epoch | CPU estimate |",
-             "|---|---|---|---|---|---|---|"]
-    records = {}
+    emit("training steps per MaD row", [
+        f"{steps} timed steps per row after {WARMUP_STEPS} warm-up steps, one real batch of the bundled sample, "
+        f"profile paper (fidelity released_code; GRU-RIS rows with their training recurrent inference); one paper "
+        f"epoch = {PAPER_EPOCH_STEPS} steps of batch 16 at this rate.", "",
+        "| row | steps/s | sequences/s | decoder passes (mean) | memory peak | one paper epoch | CPU estimate |",
+        "|---|---|---|---|---|---|---|"])
+    scan_lines = []
     for row, exp in MAD_ROWS.items():
         torch.manual_seed(0)
         cfg = load_config([f"experiment={exp}", "profile=paper", "data=sample", "logger.wandb=false"])
@@ -154,7 +158,7 @@ def rows_stage(steps: int) -> None:
             if "decoder_passes" in logs:
                 passes.append(float(logs["decoder_passes"]))
 
-        for _ in range(2):
+        for _ in range(WARMUP_STEPS):
             step()
         sync()
         reset_peak()
@@ -166,17 +170,22 @@ def rows_stage(steps: int) -> None:
         rate = steps / (time.perf_counter() - t0)
         hours = PAPER_EPOCH_STEPS / rate / 3600
         mean_passes = sum(passes) / len(passes) if passes else None
-        records[row] = {"steps_per_s": round(rate, 3), "sequences_per_s": round(rate * 16, 1),
-                        "passes": mean_passes, "peak_gib": peak_gib(), "epoch_hours": round(hours, 3)}
+        record = {"row": row, "steps_per_s": round(rate, 3), "sequences_per_s": round(rate * 16, 1),
+                  "passes": mean_passes, "peak_gib": peak_gib(), "epoch_hours": round(hours, 3)}
         cpu = f"{CPU_EPOCH_HOURS[row]} h" if row in CPU_EPOCH_HOURS else ""
-        lines.append(f"| {row} | {rate:.2f} | {rate * 16:.1f} | {'' if mean_passes is None else f'{mean_passes:.2f}'} "
-                     f"| {fmt_gib(peak_gib())} | {_duration(hours * 3600)} | {cpu} |")
+        emit(None, [f"| {row} | {rate:.2f} | {rate * 16:.1f} | "
+                    f"{'' if mean_passes is None else f'{mean_passes:.2f}'} | {fmt_gib(peak_gib())} | "
+                    f"{_duration(hours * 3600)} | {cpu} |"], record)
         if exp == "gru_ris_l":
-            lines_scan, records["in_state scan"] = _encoder_share(system.model.masker.encoder, batch, system, rate)
+            try:
+                scan_lines, scan_record = _encoder_share(system.model.masker.encoder, batch, system, rate)
+            except Exception as err:  # an optional measurement must not cost the rows after it
+                scan_lines, scan_record = [f"in_state encoder measurement failed: {err!r}"], {"error": repr(err)}
         del system, opt, batch
         if DEVICE.startswith("cuda"):
             torch.cuda.empty_cache()
-    emit("training steps per MaD row", lines + [""] + lines_scan, records)
+    if scan_lines:
+        emit(None, [""] + scan_lines + [""], {"in_state_scan": scan_record})
 
 
 def _encoder_share(encoder, batch, system, step_rate: float) -> tuple[list[str], dict]:

@@ -58,13 +58,14 @@ EOF
 run_stages() {
   cd "$HERE"
   local device="${DEVICE:-cuda}"
-  local work="${WORK:-/tmp/gpu-check}" stage_limit="${STAGE_LIMIT:-150}"
-  if [ "$device" = cpu ]; then
-    : "${STEPS:=3}" "${ROW_STEPS:=1}" "${SONG_SECONDS:=30}" "${CLIPS:=2}"
+  local work="${WORK:-/tmp/gpu-check}"
+  if [ "$device" = cpu ]; then  # the rehearsal: every stage, full-size models, the fewest steps that exercise them
+    : "${STEPS:=2}" "${ROW_STEPS:=1}" "${SONG_SECONDS:=10}" "${CLIPS:=1}" "${STAGE_LIMIT:=900}" "${PYTEST_LIMIT:=900}"
+    export GPU_CHECK_WARMUP="${GPU_CHECK_WARMUP:-1}"
     : "${RESULTS:=$HERE/benchmarks/results-gpu-rehearsal-cpu.md}"
     local trainer=(trainer=cpu) ddp=(trainer=ddp_sim trainer.devices=1)
   else
-    : "${STEPS:=40}" "${ROW_STEPS:=10}" "${SONG_SECONDS:=180}" "${CLIPS:=4}"
+    : "${STEPS:=40}" "${ROW_STEPS:=10}" "${SONG_SECONDS:=180}" "${CLIPS:=4}" "${STAGE_LIMIT:=150}" "${PYTEST_LIMIT:=200}"
     : "${RESULTS:=$HERE/benchmarks/results-gpu.md}"
     local trainer=(trainer=gpu) ddp=(trainer=ddp)
   fi
@@ -86,14 +87,14 @@ run_stages() {
   stage() {  # stage TITLE COMMAND...: run with a time limit; a failure is recorded and the next stage runs
     local title="$1" t0=$SECONDS rc; shift
     echo "=== $title"
-    if declare -F "$1" >/dev/null; then "$@"; else timeout "$stage_limit" "$@"; fi; rc=$?
+    if declare -F "$1" >/dev/null; then "$@"; else timeout "$STAGE_LIMIT" "$@"; fi; rc=$?
     [ $rc -eq 0 ] || printf '## %s\n\nFAILED (exit %s%s)\n\n' "$title" "$rc" \
-        "$([ $rc -eq 124 ] && echo ", over the ${stage_limit} s stage limit")" | tee -a "$RESULTS"
+        "$([ $rc -eq 124 ] && echo ", over the ${STAGE_LIMIT} s stage limit")" | tee -a "$RESULTS"
     echo "--- $title: $((SECONDS - t0)) s (check so far $((SECONDS - t_start)) s)"
   }
   pytest_stage() {
     { echo "## pytest -m gpu"; echo; echo '```'; } >> "$RESULTS"
-    timeout "${PYTEST_LIMIT:-240}" "$PYTHON" -m pytest -m gpu tests/test_gpu.py -q -rs -s -p no:cacheprovider 2>&1 \
+    timeout "$PYTEST_LIMIT" "$PYTHON" -m pytest -m gpu tests/test_gpu.py -q -rs -s -p no:cacheprovider 2>&1 \
       | tail -40 | tee -a "$RESULTS"
     local rc=${PIPESTATUS[0]}
     { echo '```'; echo; } >> "$RESULTS"
@@ -102,7 +103,7 @@ run_stages() {
   local common=(experiment=gru_ris_l profile=paper data=sample "optim.max_steps=$STEPS" "output_dir=$work/runs"
                 logger.wandb=false trainer.enable_progress_bar=false trainer.limit_val_batches=1)
   stage "pytest -m gpu" pytest_stage
-  stage "train trainer=${trainer[*]}" "$PYTHON" -m benchmarks.gpu_check train "GRU-RIS-l, ${trainer[*]}" \
+  stage "train ${trainer[*]}" "$PYTHON" -m benchmarks.gpu_check train "GRU-RIS-l, ${trainer[*]}" \
       "${common[@]}" "${trainer[@]}" run_name=single
   local ckpt="$work/runs/single/checkpoints/last.ckpt"
   stage "train ${ddp[*]}" "$PYTHON" -m benchmarks.gpu_check train "GRU-RIS-l, ${ddp[*]}" \
