@@ -56,6 +56,13 @@ bench: install  ## speed and memory benchmarks (prints figures and ratios)
 	$(BIN)/pip show -q openunmix >/dev/null 2>&1 || $(BIN)/pip install -q --disable-pip-version-check --no-deps openunmix==1.3.0
 	$(BIN)/python -m benchmarks.run_all $(ARGS)
 
+.PHONY: gpu-slim gpu-check
+gpu-slim:  ## build .gpu-slim/, what the GPU check needs (code, 22 clips, audio wheels for Python 3.12; ~12 MiB)
+	bash benchmarks/gpu_check.sh slim .gpu-slim
+
+gpu-check:  ## the device check (README "GPU"): on a GPU machine, from .gpu-slim/; DEVICE=cpu rehearses it here
+	PYTHON=$(if $(wildcard $(BIN)/python),$(BIN)/python,python3) bash benchmarks/gpu_check.sh run
+
 clean:  ## remove caches and run outputs (keeps .venv)
 	rm -rf runs results wandb .pytest_cache build *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

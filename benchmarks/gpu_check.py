@@ -34,10 +34,10 @@ CPU_EPOCH_HOURS = {"GRU-RIS-l": 5.6}
 MAD_ROWS = {"GRU-NRI": "gru_nri", "GRU-RIS-s": "gru_ris_s", "GRU-RIS-l": "gru_ris_l", "MaD TwinNet": "mad_twinnet"}
 
 
-def emit(title: str | None, lines: list[str], record: dict | None = None) -> None:
-    """Print figures and append them to the results file at once (a section when ``title`` is given), and
-    ``record`` as a JSON line beside it."""
-    text = "\n".join(([f"## {title}", ""] if title else []) + lines + ([""] if title else []))
+def emit(title: str | None, lines: list[str], record: dict | None = None, end: bool = True) -> None:
+    """Print figures and append them to the results file at once (a section when ``title`` is given; ``end``: close
+    it with a blank line), and ``record`` as a JSON line beside it."""
+    text = "\n".join(([f"## {title}", ""] if title else []) + lines + ([""] if title and end else []))
     print(text, flush=True)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     with RESULTS.open("a") as f:
@@ -138,7 +138,7 @@ def rows_stage(steps: int) -> None:
         f"profile paper (fidelity released_code; GRU-RIS rows with their training recurrent inference); one paper "
         f"epoch = {PAPER_EPOCH_STEPS} steps of batch 16 at this rate.", "",
         "| row | steps/s | sequences/s | decoder passes (mean) | memory peak | one paper epoch | CPU estimate |",
-        "|---|---|---|---|---|---|---|"])
+        "|---|---|---|---|---|---|---|"], end=False)
     scan_lines = []
     for row, exp in MAD_ROWS.items():
         torch.manual_seed(0)
@@ -303,7 +303,7 @@ def evaluate_stage(checkpoint: str, clips: int) -> None:
     status = cli.main(args)
     wall = time.perf_counter() - t0
     emit("evaluation", [f"`lightning-mad {' '.join(args)}`", "",
-                        f"- {clips} clips separated on `{DEVICE}` and scored (museval) in {wall:.1f} s, exit status "
+                        f"- {clips} clip(s) separated on `{DEVICE}` and scored (museval) in {wall:.1f} s, exit status "
                         f"{status}"], {"clips": clips, "seconds": round(wall, 1), "exit": status})
 
 
