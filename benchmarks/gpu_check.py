@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(os.environ.get("GPU_CHECK_RESULTS", ROOT / "benchmarks" / "results-gpu.md"))
 DEVICE = os.environ.get("GPU_CHECK_DEVICE", "cuda")
 WARMUP_STEPS = int(os.environ.get("GPU_CHECK_WARMUP", "2"))  # untimed steps per row before the timed ones
+WORK = Path(os.environ.get("GPU_CHECK_WORK", "/tmp/gpu-check"))  # songs, stems, scores (not results)
 #: one epoch of the paper's schedule (DSD100 Dev + MedleyDB, released sampler, batch 16): about 67 k sequences,
 #: 4,200 steps (README "Measured figures")
 PAPER_EPOCH_STEPS = 4200
@@ -264,7 +265,7 @@ def separate_stage(checkpoint: str, seconds: float) -> None:
     from lightning_mad.inference.api import load_model
 
     song, name = _song(seconds)
-    work = RESULTS.parent / "gpu-check-work"
+    work = WORK
     work.mkdir(parents=True, exist_ok=True)
     sf.write(work / "song.wav", song, 44100)
     t0 = time.perf_counter()
@@ -280,7 +281,8 @@ def separate_stage(checkpoint: str, seconds: float) -> None:
     separator.separate(song)
     sync()
     wall = time.perf_counter() - t0
-    record = {"seconds": seconds, "command_exit": status, "command_s": round(command_s, 1), "separate_s": round(wall, 2),
+    record = {"seconds": seconds, "command_exit": status, "command_s": round(command_s, 1),
+              "separate_s": round(wall, 2),
               "x_real_time": round(seconds / wall, 1), "peak_gib": peak_gib(),
               "settings": separator.settings.to_dict()}
     emit("separation of a tiled song", [
@@ -296,7 +298,7 @@ def evaluate_stage(checkpoint: str, clips: int) -> None:
     """``lightning-mad evaluate checkpoint=C data=sample limit=N device=D`` (museval scores in CPU workers)."""
     from lightning_mad import cli
 
-    work = RESULTS.parent / "gpu-check-work"
+    work = WORK
     args = ["evaluate", f"checkpoint={checkpoint}", "data=sample", f"limit={clips}", f"device={DEVICE}",
             f"workers={min(4, os.cpu_count() or 1)}", f"output_dir={work / 'eval'}", "logger.wandb=false"]
     t0 = time.perf_counter()

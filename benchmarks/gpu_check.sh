@@ -25,7 +25,8 @@ slim() {
   git ls-files --cached --others --exclude-standard -z lightning_mad benchmarks setup.cfg pyproject.toml Makefile \
       tests/conftest.py tests/route_checks.py tests/test_gpu.py \
     | grep -zv -e '\.pt$' -e '^benchmarks/results' | xargs -0 cp --parents -t "$dest"
-  { git rev-parse HEAD; git diff --quiet HEAD -- . || echo "(with uncommitted changes)"; } | paste -sd' ' > "$dest/COMMIT"
+  { git rev-parse HEAD; git diff --quiet HEAD -- . || echo "(with uncommitted changes)"; } \
+    | paste -sd' ' > "$dest/COMMIT"
   # a slim sample: 16 training clips (MIR-1K's training singers), 2 validation, 4 test clips of the other singers
   local train="abjones_1_01 abjones_1_02 abjones_2_01 abjones_2_02 abjones_3_01 abjones_3_02 abjones_4_01 abjones_5_01
                amy_1_01 amy_2_01 amy_3_01 amy_4_01 amy_5_01 amy_6_01 amy_7_01 amy_8_01"
@@ -65,11 +66,14 @@ run_stages() {
     : "${RESULTS:=$HERE/benchmarks/results-gpu-rehearsal-cpu.md}"
     local trainer=(trainer=cpu) ddp=(trainer=ddp_sim trainer.devices=1)
   else
-    : "${STEPS:=40}" "${ROW_STEPS:=10}" "${SONG_SECONDS:=180}" "${CLIPS:=4}" "${STAGE_LIMIT:=150}" "${PYTEST_LIMIT:=200}"
-    : "${RESULTS:=$HERE/benchmarks/results-gpu.md}"
+    : "${STEPS:=40}" "${ROW_STEPS:=10}" "${SONG_SECONDS:=180}" "${CLIPS:=4}"
+    : "${STAGE_LIMIT:=150}" "${PYTEST_LIMIT:=200}"
+    # on the device machine $OUT comes back even when the call is stopped: the results are written there directly
+    : "${RESULTS:=${OUT:-$HERE/benchmarks}/results-gpu.md}"
     local trainer=(trainer=gpu) ddp=(trainer=ddp)
   fi
-  export GPU_CHECK_DEVICE="$device" GPU_CHECK_RESULTS="$RESULTS" WANDB_MODE=disabled PYTHONUNBUFFERED=1
+  export GPU_CHECK_DEVICE="$device" GPU_CHECK_RESULTS="$RESULTS" GPU_CHECK_WORK="$work" WANDB_MODE=disabled \
+    PYTHONUNBUFFERED=1
   export LIGHTNING_MAD_SAMPLE="$HERE/data/sample" PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}"
   rm -rf "$work" && mkdir -p "$work"
   local t_start=$SECONDS
@@ -125,7 +129,6 @@ run_stages() {
   stage "evaluate" "$PYTHON" -m benchmarks.gpu_check evaluate "$ckpt" "$CLIPS"
   stage "rows" "$PYTHON" -m benchmarks.gpu_check rows "$ROW_STEPS"
   printf -- '---\nWhole check: %s s (%s).\n' "$((SECONDS - t_start))" "$device" | tee -a "$RESULTS"
-  if [ -n "${OUT:-}" ]; then cp "$RESULTS" "${RESULTS%.md}.jsonl" "$OUT/" 2>/dev/null; fi
   echo "results: $RESULTS"
 }
 
