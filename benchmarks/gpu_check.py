@@ -68,6 +68,8 @@ def fmt_gib(value: float | None) -> str:
 
 def device_name() -> str:
     if DEVICE.startswith("cuda"):
+        if not torch.cuda.is_available():
+            return "NO CUDA DEVICE VISIBLE to torch (the stages below fail)"
         return torch.cuda.get_device_name(0)
     return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores), rehearsal"
 
@@ -256,7 +258,7 @@ def _song(seconds: float):
     return np.tile(clip, n // len(clip) + 1)[:n], str(track.name)
 
 
-def separate_stage(checkpoint: str, seconds: float) -> None:
+def separate_stage(checkpoint: str, seconds: float) -> int:
     """``lightning-mad separate --checkpoint C --device D`` on a clip tiled to ``seconds`` (the command as a user runs
     it, timed whole), then the separator alone after a warm-up (the x real time figure)."""
     import soundfile as sf
@@ -272,6 +274,9 @@ def separate_stage(checkpoint: str, seconds: float) -> None:
     status = cli.main(["separate", str(work / "song.wav"), "--checkpoint", checkpoint, "--device", DEVICE,
                        "-o", str(work / "separated"), "--quiet"])
     command_s = time.perf_counter() - t0
+    if status != 0:
+        emit("separation of a tiled song", [f"- `lightning-mad separate` FAILED (exit status {status})"])
+        return status
     loaded = load_model(checkpoint, DEVICE)
     separator = loaded.separator()
     separator.separate(song[: 10 * 44100])  # warm-up (kernels, allocator)
@@ -292,9 +297,10 @@ def separate_stage(checkpoint: str, seconds: float) -> None:
         f"memory peak {fmt_gib(record['peak_gib'])}",
         f"- `lightning-mad separate --device {DEVICE}` (model load, decode, separation, writing the stems): "
         f"{command_s:.1f} s, exit status {status}"], record)
+    return 0
 
 
-def evaluate_stage(checkpoint: str, clips: int) -> None:
+def evaluate_stage(checkpoint: str, clips: int) -> int:
     """``lightning-mad evaluate checkpoint=C data=sample limit=N device=D`` (museval scores in CPU workers)."""
     from lightning_mad import cli
 
@@ -304,9 +310,11 @@ def evaluate_stage(checkpoint: str, clips: int) -> None:
     t0 = time.perf_counter()
     status = cli.main(args)
     wall = time.perf_counter() - t0
-    emit("evaluation", [f"`lightning-mad {' '.join(args)}`", "",
-                        f"- {clips} clip(s) separated on `{DEVICE}` and scored (museval) in {wall:.1f} s, exit status "
-                        f"{status}"], {"clips": clips, "seconds": round(wall, 1), "exit": status})
+    outcome = (f"{clips} clip(s) separated on `{DEVICE}` and scored (museval) in {wall:.1f} s" if status == 0
+               else f"FAILED after {wall:.1f} s (exit status {status})")
+    emit("evaluation", [f"`lightning-mad {' '.join(args)}`", "", f"- {outcome}"],
+         {"clips": clips, "seconds": round(wall, 1), "exit": status})
+    return status
 
 
 def main(argv: list[str]) -> int:
@@ -318,9 +326,9 @@ def main(argv: list[str]) -> int:
     elif stage == "rows":
         rows_stage(int(rest[0]))
     elif stage == "separate":
-        separate_stage(rest[0], float(rest[1]))
+        return separate_stage(rest[0], float(rest[1]))
     elif stage == "evaluate":
-        evaluate_stage(rest[0], int(rest[1]))
+        return evaluate_stage(rest[0], int(rest[1]))
     else:
         raise SystemExit(f"unknown stage {stage!r}")
     return 0

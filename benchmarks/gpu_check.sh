@@ -101,12 +101,17 @@ run_stages() {
   [ -z "$stubs" ] || printf -- '- %s\n\n' "$stubs" | tee -a "$RESULTS"
   command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 
-  stage() {  # stage TITLE COMMAND...: run with a time limit; a failure is recorded and the next stage runs
-    local title="$1" t0=$SECONDS rc; shift
+  local n_stage=0
+  stage() {  # stage TITLE COMMAND...: run with a time limit; a failure is recorded with the end of its output
+    local title="$1" t0=$SECONDS rc log="$work/stage-$((++n_stage)).log"; shift
     echo "=== $title"
-    if declare -F "$1" >/dev/null; then "$@"; else timeout -k 20 "$STAGE_LIMIT" "$@"; fi; rc=$?
-    [ $rc -eq 0 ] || printf '## %s\n\nFAILED (exit %s%s)\n\n' "$title" "$rc" \
-        "$([ $rc -eq 124 ] && echo ", over the ${STAGE_LIMIT} s stage limit")" | tee -a "$RESULTS"
+    if declare -F "$1" >/dev/null; then "$@" 2>&1 | tee "$log"; rc=${PIPESTATUS[0]}
+    else timeout -k 20 "$STAGE_LIMIT" "$@" 2>&1 | tee "$log"; rc=${PIPESTATUS[0]}; fi
+    if [ "$rc" -ne 0 ]; then
+      { printf '## %s\n\nFAILED (exit %s%s); the end of its output:\n\n```\n' "$title" "$rc" \
+          "$([ "$rc" -eq 124 ] && echo ", over the ${STAGE_LIMIT} s stage limit")"
+        grep -v '^\s*$' "$log" | tail -n 12; printf '```\n\n'; } | tee -a "$RESULTS"
+    fi
     echo "--- $title: $((SECONDS - t0)) s (check so far $((SECONDS - t_start)) s)"
   }
   pytest_stage() {
