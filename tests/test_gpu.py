@@ -17,8 +17,9 @@ pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (torch sees none here)")]
 
 #: CPU vs CUDA, both float32 (TF32 off): norm-relative error of every output and of every parameter's gradient.
-#: Different kernels sum in different orders; through up to 11 decoder passes of 40 steps the rounding grows, but
-#: stays orders of magnitude under a real difference (a wrong gate or time order gives errors of order 1).
+#: Float32 rounding at these sizes, measured on the CPU (batch 2): the scan against nn.GRU's own kernel and against
+#: a float64 forward differ by at most 6e-7 (outputs) and 1e-6 (gradients) for all three models (GRU-RIS-l with 11
+#: passes included); a wrong gate or time order gives errors of order 1.
 OUT_TOL, GRAD_TOL = 1e-4, 1e-3
 #: bf16-mixed vs float32 training losses, as in test_mixed_precision.py (measured there on the CPU)
 LOSS_TOL, FIRST_LOSS_TOL = 0.10, 0.01
