@@ -117,7 +117,7 @@ run_stages() {
   pytest_stage() {
     { echo "## pytest -m gpu"; echo; echo '```'; } >> "$RESULTS"
     timeout -k 20 "$PYTEST_LIMIT" "$PYTHON" -m pytest -m gpu tests/test_gpu.py -q -rs -s -p no:cacheprovider 2>&1 \
-      | tail -40 | tee -a "$RESULTS"
+      | tail -80 | tee -a "$RESULTS"
     local rc=${PIPESTATUS[0]}
     { echo '```'; echo; } >> "$RESULTS"
     return "$rc"
