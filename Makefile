@@ -9,8 +9,9 @@ TORCH  := torch==2.13.0
 export WANDB_MODE ?= offline
 
 PROFILE   ?= budget
-# minutes of training per table row at a GEMM peak of 220 GFLOP/s (scaled by the peak measured here; PROFILE=budget)
-TABLE_BUDGET ?= 0.5
+# empty (default): every table row trains the fixed optimiser steps of its registry entry (the same numbers on every
+# machine); TABLE_BUDGET=<minutes at a GEMM peak of 220 GFLOP/s> trains each row for a wall-clock budget instead
+TABLE_BUDGET ?=
 DATA      ?= sample
 DATA_ROOT ?=
 SEEDS     ?= 0
@@ -18,10 +19,10 @@ ARGS      ?=
 
 BUDGET    ?= 10
 
-.PHONY: help install test test-full smoke reproduce-table mir1k-benchmark bench lint clean
+.PHONY: help install test test-full lint smoke reproduce-table mir1k-benchmark bench clean
 
 help:  ## list the targets
-	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
 
 $(STAMP): setup.cfg pyproject.toml
 	@command -v ffmpeg >/dev/null 2>&1 || { \
@@ -41,12 +42,18 @@ test: install  ## fast test suite (under ~15 min on 2 CPU cores)
 test-full: install  ## every test, slow ones included
 	$(BIN)/python -m pytest -m "not gpu" $(ARGS)
 
-smoke: install  ## tiny CPU train + separate through the CLI
-	$(BIN)/lightning-mad train experiment=tiny profile=debug output_dir=runs/smoke
-	$(BIN)/lightning-mad separate data/sample/musdb18/test/"The Easton Ellises - Falcon 69.stem.mp4" --model tiny -o runs/smoke/separated
+lint: install  ## ruff over lightning_mad/ (rules in pyproject.toml)
+	$(BIN)/ruff check lightning_mad
 
-reproduce-table: install  ## train + evaluate every table row (default: bundled sample, TABLE_BUDGET min per row)
-	$(BIN)/lightning-mad table profile=$(PROFILE) $(if $(filter budget,$(PROFILE)),budget=$(TABLE_BUDGET)) data=$(DATA) $(if $(DATA_ROOT),data.root=$(DATA_ROOT)) seeds=$(SEEDS) $(ARGS)
+smoke: install  ## tiny CPU train (4 steps) + separate with the checkpoint it trained, through the CLI
+	$(BIN)/lightning-mad train experiment=tiny profile=quick optim.max_steps=4 trainer.limit_val_batches=1 \
+	  logger.wandb=false output_dir=runs/smoke run_name=tiny-4steps
+	$(BIN)/lightning-mad separate "data/sample/musdb18/test/The Easton Ellises - Falcon 69.stem.mp4" \
+	  --checkpoint runs/smoke/tiny-4steps/checkpoints/last.ckpt -o runs/smoke/separated --quiet
+
+reproduce-table: install  ## train + evaluate every table row (default: bundled sample, each row's registry steps)
+	$(BIN)/lightning-mad table profile=$(PROFILE) $(if $(TABLE_BUDGET),budget=$(TABLE_BUDGET),fixed_steps=true) \
+	  data=$(DATA) $(if $(DATA_ROOT),data.root=$(DATA_ROOT)) seeds=$(SEEDS) $(ARGS)
 
 mir1k-benchmark: install  ## every row trained BUDGET minutes (default 10) on MIR-1K's training singers, scored on the others
 	$(BIN)/lightning-mad mir1k-benchmark budget=$(BUDGET) $(if $(DATA_ROOT),data.root=$(DATA_ROOT)) $(ARGS)

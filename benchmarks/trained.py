@@ -1,7 +1,7 @@
 """Separation with trained weights: decoder passes actually used, and speed on a 3-minute song beside Open-Unmix.
 
 * GRU-RIS-l: the MIR-1K benchmark's checkpoint (``make mir1k-benchmark`` writes it; the best of
-  ``runs/mir1k-benchmark/gru_ris_l-*/checkpoints/step*-sdr*.ckpt``, or ``$LIGHTNING_MAD_RIS_CHECKPOINT``). No
+  ``runs/mir1k-benchmark*/gru_ris_l-*/checkpoints/step*-sdr*.ckpt``, or ``$LIGHTNING_MAD_RIS_CHECKPOINT``). No
   GRU-RIS-l ships with the package, so a fresh clone prints "not available" for its rows.
 * GRU-NRI: the shipped pretrained ``mad-mir1k`` (one decoder pass by construction: no histogram).
 * Passes per sequence on the bundled MIR-1K test clips, with GNSDR, over tau: ``python -m benchmarks.ri_tradeoff``

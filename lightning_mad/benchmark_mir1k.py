@@ -12,13 +12,12 @@ bundled sample, 825 in a full MIR-1K). Scores: the ``mir1k`` protocol (whole cli
 NSDR against the mixture), aggregated as GNSDR / GSIR / GSAR (length-weighted means), for the vocals and for the
 accompaniment. Oracle rows (IRM, IBM) use each row's own STFT; published rows are labelled with their clip count.
 
-Outputs ``<out>/mir1k.{md,csv,tex}``; runs go to ``runs/mir1k-benchmark/<experiment>-<budget>min`` (a finished run
-with the same config is reused, an interrupted one resumes, scores are cached per clip).
+Outputs ``<out>/mir1k.{md,csv,tex}``; runs go to ``runs/mir1k-benchmark-<budget>min/<experiment>-...-<config hash>``
+(a finished run of the same config and code is reused, an interrupted one resumes, scores are cached per clip).
 """
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -71,8 +70,8 @@ def run_benchmark(budget: float = 10.0, data_root: str | None = None, overrides:
             records.append({"method": row["name"], "status": "not implemented", **common, "note": row.get("note", "")})
             continue
         cfg = load_config([f"experiment={exp}", "profile=budget", "data=mir1k", f"data.root={root}",
-                           f"trainer.max_time={max_time}", "output_dir=runs/mir1k-benchmark",
-                           f"run_name={exp}-{budget:g}min", *row.get("overrides", []), *overrides])
+                           f"trainer.max_time={max_time}", f"output_dir=runs/mir1k-benchmark-{budget:g}min",
+                           *row.get("overrides", []), *overrides])  # the run folder carries the config's hash
         cfg = with_wandb_row(cfg, group, row["name"])
         result = train(cfg)
         runs_root = Path(result["run_dir"]).parent
@@ -111,14 +110,16 @@ def run_benchmark(budget: float = 10.0, data_root: str | None = None, overrides:
     table.to_csv(out / "mir1k.csv", index=False)
     (out / "mir1k.md").write_text(to_markdown(table, budget, root))
     (out / "mir1k.tex").write_text(to_latex(table))
-    if os.environ.get("WANDB_MODE", "offline").lower() != "disabled":
+    from lightning_mad.wandb_log import log_tables, table_logging
+
+    wandb_settings = table_logging(load_config(["profile=budget", "data=mir1k", *overrides]))
+    if wandb_settings:  # logger.wandb / offline / project, as the rows' runs
         from lightning_mad.provenance import provenance
-        from lightning_mad.wandb_log import log_tables
 
         log_tables(f"mir1k-benchmark-{budget:g}min", {"mir1k": table}, group=group,
                    job_type="table", tags=["data:mir1k", f"budget:{budget:g}min"], save_dir=out,
                    config={"budget_minutes": budget, "data_root": root, "overrides": overrides,
-                           **provenance()})
+                           **provenance()}, **wandb_settings)
     from lightning_mad.report import write_report
 
     write_report(out, runs_dir=runs_root)  # <out>/report.html

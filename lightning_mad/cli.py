@@ -9,7 +9,8 @@ The research commands (train, evaluate, table, mir1k-benchmark, sweep) take ``ke
     lightning-mad export --checkpoint PATH -o model.pt
     lightning-mad evaluate checkpoint=PATH [data=NAME] [data.root=DIR] [data.split=test] [protocol=P[,P]] [workers=N]
                            [inference.n_iter=..] [output_dir=DIR] [tracks=a,b] [limit=N] [device=cuda|cpu]
-    lightning-mad table [profile=quick] [data=sample] [data.root=DIR] [seeds=0,1] [registry=experiments/tables/poster.yaml]
+    lightning-mad table [profile=quick] [data=sample] [data.root=DIR] [seeds=0,1]
+                        [registry=experiments/tables/poster.yaml]
     lightning-mad mir1k-benchmark [budget=10] [data.root=DIR] [rows=GRU-NRI,CHA] [out=results] [limit=N]
     lightning-mad report [results=results] [out=FILE] [runs=DIR]
     lightning-mad sweep experiment=NAME [grid.KEY=v1,v2 ...] [sweep=experiments/sweeps/ablation.yaml] [key=value ...]
@@ -58,7 +59,10 @@ def separate_parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--checkpoint", help="Lightning checkpoint (.ckpt) of a trained run")
     src.add_argument("--model", help="release file from `lightning-mad export`, a shipped pretrained model "
-                     "(default: mad-mir1k), or a registered architecture with random weights (e.g. tiny)")
+                     "(default: mad-mir1k), or a registered architecture with random weights (tiny; a full-size one "
+                     "such as gru_nri only with --random-weights)")
+    p.add_argument("--random-weights", action="store_true",
+                   help="allow --model to name a full-size architecture with random (untrained) weights")
     p.add_argument("-o", "--out", required=True, help="output folder: OUT/<input name>/{vocals,accompaniment}.wav")
     p.add_argument("--iter", dest="n_iter", type=int, help="recurrent inference: max decoder re-applications")
     p.add_argument("--tau", type=float, help="recurrent inference: MSE stopping threshold")
@@ -95,15 +99,14 @@ def _band_limit(value: float | None) -> dict:
 
 def cmd_separate(argv: list[str]) -> int:
     from lightning_mad.audio import AudioError
+    from lightning_mad.devices import resolve_device
+    from lightning_mad.errors import ConfigError
     from lightning_mad.inference.api import ModelLoadError, load_model
     from lightning_mad.inference.files import announce, separate_file
 
-    from lightning_mad.devices import resolve_device
-    from lightning_mad.errors import ConfigError
-
     a = separate_parser().parse_args(argv)
     try:
-        loaded = load_model(a.checkpoint or a.model, resolve_device(a.device))
+        loaded = load_model(a.checkpoint or a.model, resolve_device(a.device), random_weights=a.random_weights)
     except (ModelLoadError, ConfigError) as err:
         return _fail(str(err))
     announce(loaded)  # a shipped model is always named, with its license, even with --quiet

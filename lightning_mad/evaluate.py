@@ -47,6 +47,7 @@ COMMAND = Command(
                 "inference.* keys replace the checkpoint's stored settings.",
     keys=(Key("checkpoint", "str", "Lightning checkpoint (.ckpt) of a trained run"),
           Key("model", "str", "release file, shipped pretrained model (mad-mir1k) or registered name (tiny)"),
+          Key("random_weights", "bool", "allow model= to name a full-size architecture with random weights", False),
           Key("protocol", "names", "protocols, comma-separated (default: the data preset's)"),
           Key("workers", "int", "scoring processes (0 = in this process)", 1),
           Key("output_dir", "str", "output folder (one sub-folder per protocol)"),
@@ -131,6 +132,7 @@ def evaluate(
     method_name: str | None = None,
     device: str | None = None,
     progress: bool = True,
+    random_weights: bool = False,
 ) -> EvaluationResult:
     """Separate every track of ``cfg.data.split`` with ``model_source`` and score it under each protocol.
 
@@ -144,6 +146,7 @@ def evaluate(
         tracks / limit: restrict the split to these track names / the first ``limit`` tracks.
         method_name: the ``method`` column (default: the model file's stem or name).
         device: where the network separates (None: cuda when available, else cpu); scoring stays on the CPU.
+        random_weights: allow a full-size architecture name (random weights) as ``model_source``.
     """
     from lightning_mad.evaluation.protocols import get_protocol
     from lightning_mad.evaluation.runner import evaluate_tracks
@@ -162,7 +165,8 @@ def evaluate(
 
     from lightning_mad.devices import resolve_device
 
-    loaded = load_model(model_source, resolve_device(device))  # a bad path fails before any data is read
+    # a bad path fails before any data is read
+    loaded = load_model(model_source, resolve_device(device), random_weights=random_weights)
     separator = loaded.separator(overrides)
     split = cfg.data.split
     dataset = split_dataset(cfg, split)
@@ -263,6 +267,6 @@ def main(args: list[str]) -> int:
     overrides = explicit_inference(cfg, rest)
     result = evaluate(cfg, source, overrides=overrides, protocols=own["protocol"], workers=own["workers"],
                       out_dir=own["output_dir"], tracks=own["tracks"], limit=own["limit"], method_name=own["method"],
-                      device=own["device"])
+                      device=own["device"], random_weights=own["random_weights"])
     print(format_result(result), flush=True)
     return 0

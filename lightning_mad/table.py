@@ -4,8 +4,9 @@
                         [registry=experiments/tables/poster.yaml] [rows=GRA,GRU-NRI] [out=results] [workers=N]
                         [limit=N] [oracles=true] [device=cuda|cpu] [key=value ...]
 
-For each row of the registry (``experiments/tables/poster.yaml``) whose experiment file exists and each seed: ``train(cfg)``
-(a finished run with the same config is reused, an interrupted one resumes from ``last.ckpt``), then
+For each row of the registry (``experiments/tables/poster.yaml``) whose experiment file exists and each seed:
+``train(cfg)`` (a finished run of the same config and code is reused, "reused <run> (commit X)" is printed, an
+interrupted one resumes from ``last.ckpt``), then
 :func:`lightning_mad.evaluate.evaluate` on the test split with the data preset's primary protocol (sisec2016 for
 dsd100/paper, museval otherwise; the per-track JSON make the evaluation resumable too). A row without an experiment
 file is printed as "not implemented". With several seeds the table shows the median over seeds and the spread
@@ -17,7 +18,6 @@ and ``<out>/table.tex``. The markdown / LaTeX tables show the protocol's primary
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,7 @@ import pandas as pd
 from lightning_mad.config.arguments import Command, Key
 from lightning_mad.data.specs import default_protocols
 from lightning_mad.devices import DEVICE_HELP
+from lightning_mad.errors import ConfigError
 from lightning_mad.table_cells import TABLE_COLUMNS as COLUMNS, TABLE_HEADER as HEADER, table_cells as _display
 
 #: test tracks of the recurrent-inference sweep run by the table on the GRU-RIS rows (the first of the test split)
@@ -37,8 +38,6 @@ ONE_VALIDATION_CLIPS = 4
 
 def load_registry(path: str | Path) -> dict:
     import yaml
-
-    from lightning_mad.config.load import ConfigError
 
     path = Path(path)
     if not path.is_file():
@@ -68,8 +67,14 @@ def run_table(
     progress: bool = True,
     budget: float | None = None,
     device: str | None = None,
+    fixed_steps: bool = False,
 ) -> pd.DataFrame:
     """Build the table; returns the long frame written to ``table.csv``.
+
+    ``fixed_steps``: every row trains the number of optimiser steps its registry entry gives (``steps:``), with no
+    time limit and one validation, at the stop (on :data:`ONE_VALIDATION_CLIPS` clips; it selects nothing: the
+    row's checkpoint is the one at the stop), so the same checkpoints and numbers come out on every machine (seeded
+    CPU runs repeat); only the wall time varies. This is ``make reproduce-table``'s default.
 
     ``budget``: minutes of training per row at the reference GEMM peak (220 GFLOP/s), the same for every row: each
     row gets ``trainer.max_time`` = budget x 220 / the peak measured on this machine (once per output folder,
@@ -93,10 +98,17 @@ def run_table(
     out.mkdir(parents=True, exist_ok=True)
     budget_note = ""
     peak = machine.measured_peak(out / "machine.json")["gemm_gflops"]  # also scales the timing summary
+    if budget is not None and fixed_steps:
+        raise ConfigError("table: give either budget= (wall-clock minutes per row) or fixed_steps=true, not both")
+    if fixed_steps:
+        budget_note = (f"fixed optimiser steps per row from {registry.name} (steps column), no time limit, one "
+                       f"validation at the stop on {ONE_VALIDATION_CLIPS} clips")
+        print(f"table: {budget_note}", flush=True)
     if budget is not None:
         seconds = machine.scaled_seconds(budget, peak)
         overrides = overrides + [f"trainer.max_time={machine.max_time(seconds)}"]
-        budget_note = (f"{budget:g} min per row at GEMM {machine.REFERENCE_GEMM_GFLOPS:g} GFLOP/s = {seconds} s here "
+        budget_note = (f"a wall-clock budget (steps, and so the numbers, vary by machine and day): "
+                       f"{budget:g} min per row at GEMM {machine.REFERENCE_GEMM_GFLOPS:g} GFLOP/s = {seconds} s here "
                        f"(GEMM peak {peak:g} GFLOP/s, {out / 'machine.json'})")
         interval = load_config([f"profile={profile}", f"data={data}", *overrides]).trainer.val_check_interval
         if (isinstance(interval, str) and ":" in interval and seconds < machine.max_time_seconds(interval)
@@ -137,7 +149,9 @@ def run_table(
         per_seed: list[dict] = []
         budget = {}
         for seed in seeds:
-            cfg = with_wandb_row(row_config(exp, profile, data, overrides, seed), group, f"{row['name']} seed{seed}")
+            row_overrides = overrides + (fixed_step_overrides(row, registry) if fixed_steps else [])
+            cfg = with_wandb_row(row_config(exp, profile, data, row_overrides, seed), group,
+                                 f"{row['name']} seed{seed}")
             check_same_test_split(cfg, test_cfg, row["name"])
             with clock.phase("train", row["name"]):
                 result = train(cfg)
@@ -146,8 +160,9 @@ def run_table(
             if not ckpt:
                 raise RuntimeError(f"row {row['name']}: training left no checkpoint (profile {profile!r} with "
                                    f"checkpoints disabled?)")
-            budget = {"epochs": None if cfg.trainer.get("max_time") else cfg.optim.max_epochs,
-                      "steps": _steps(ckpt), "train_seconds": _train_seconds(cfg)}
+            by_epochs = not cfg.trainer.get("max_time") and cfg.optim.max_steps <= 0
+            budget = {"epochs": cfg.optim.max_epochs if by_epochs else None, "steps": _steps(ckpt),
+                      "train_seconds": _train_seconds(cfg)}
             train_data = cfg.data.preset
             with clock.phase("evaluate", row["name"]):
                 ev = evaluate(cfg, ckpt, protocols=[protocol.name], workers=workers,
@@ -216,14 +231,16 @@ def run_table(
     primary = table[(table["aggregation"] == aggregations[0]) | ~table["status"].isin(["ok", "oracle"])]
     (out / "table.md").write_text(to_markdown(primary, protocol.name, aggregations[0], data, profile, budget_note))
     (out / "table.tex").write_text(to_latex(primary))
-    if os.environ.get("WANDB_MODE", "offline").lower() != "disabled":
+    from lightning_mad.wandb_log import log_tables, table_logging
+
+    wandb_settings = table_logging(test_cfg)  # logger.wandb / offline / project, as the rows' runs
+    if wandb_settings:
         from lightning_mad.provenance import provenance
-        from lightning_mad.wandb_log import log_tables
 
         log_tables(f"table-{profile}-{data}", {"table": table}, group=group, job_type="table",
                    tags=[f"profile:{profile}", f"data:{data}"], save_dir=out,
                    config={"profile": profile, "data": data, "seeds": list(seeds), "overrides": overrides,
-                           **provenance()})
+                           **provenance()}, **wandb_settings)
     from lightning_mad.report import write_report
 
     with clock.phase("report"):
@@ -232,6 +249,16 @@ def run_table(
     (out / "timing.json").write_text(json.dumps(timing, indent=1))
     print(f"table: {clock.summary(timing)} ({out / 'timing.json'})", flush=True)
     return table
+
+
+def fixed_step_overrides(row: dict, registry: Path) -> list[str]:
+    """Overrides that train a row for exactly its registry ``steps`` (no time limit) and validate once, at the
+    stop: the validation interval is that many batches counted across epochs."""
+    steps = row.get("steps")
+    if not isinstance(steps, int) or steps <= 0:
+        raise ConfigError(f"{registry}: row {row['name']!r} has no 'steps:' (a positive int), needed by fixed_steps")
+    return [f"optim.max_steps={steps}", "trainer.max_time=null", f"trainer.val_check_interval={steps}",
+            "trainer.check_val_every_n_epoch=null", f"trainer.limit_val_batches={ONE_VALIDATION_CLIPS}"]
 
 
 def row_config(experiment: str, profile: str, data: str, overrides: list[str] | None = None, seed: int | None = None):
@@ -266,8 +293,6 @@ def check_same_test_split(cfg, test_cfg, row: str) -> None:
     """Every row is scored on the table's test split: a row whose data preset tests elsewhere is an error."""
     from omegaconf import OmegaConf
 
-    from lightning_mad.errors import ConfigError
-
     if OmegaConf.to_container(cfg.data.test, resolve=True) != OmegaConf.to_container(test_cfg.data.test, resolve=True):
         raise ConfigError(f"table: row {row!r} trains on data preset {cfg.data.preset!r}, whose test split is not "
                           f"the table's ({test_cfg.data.preset!r}); choose data= with the same test corpus")
@@ -281,13 +306,11 @@ def _train_seconds(cfg):
     return max_time_seconds(value) if value else None
 
 
-def _steps(ckpt: str):
-    try:
-        import torch
+def _steps(ckpt: str) -> int:
+    """Optimiser steps of a row's checkpoint (``train()`` always leaves a Lightning checkpoint)."""
+    import torch
 
-        return int(torch.load(ckpt, map_location="cpu", weights_only=True).get("global_step"))
-    except Exception:  # a release file or an unreadable checkpoint: budget unknown
-        return None
+    return int(torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"])
 
 
 def to_markdown(df: pd.DataFrame, protocol: str, aggregation: str, data: str, profile: str,
@@ -300,7 +323,7 @@ def to_markdown(df: pd.DataFrame, protocol: str, aggregation: str, data: str, pr
              "Ours = this run (spread = half the max-min range over seeds); data = each row's training data."
              + (" Profile quick: fidelity released_code except the sampler (random excerpts over every training "
                 "clip); best checkpoint by val/sdr_vocals." if profile == "quick" else "")
-             + (f" Training budget: {budget_note}; best checkpoint by val/sdr_vocals." if budget_note else ""), "",
+             + (f" Training: {budget_note}." if budget_note else ""), "",
              "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(cells) + " |" for cells in _display(df)]
     return "\n".join(lines) + "\n"
@@ -337,6 +360,8 @@ COMMAND = Command(
           Key("oracles", "bool", "score the oracle rows", True),
           Key("budget", "float", "minutes of training per row at a GEMM peak of 220 GFLOP/s, scaled by this "
                                  "machine's measured peak (sets every row's trainer.max_time)"),
+          Key("fixed_steps", "bool", "train every row for the optimiser steps of its registry entry (steps:), no "
+                                     "time limit: the same numbers on every machine", False),
           Key("device", "str", DEVICE_HELP + "; training follows trainer=")),
 )
 
@@ -347,6 +372,6 @@ def main(args: list[str]) -> int:
     out = Path(own["out"])
     run_table(profile=own["profile"], data=own["data"], seeds=own["seeds"], overrides=rest, registry=own["registry"],
               rows=own["rows"], out=out, workers=own["workers"], limit=own["limit"], tracks=own["tracks"],
-              oracles=own["oracles"], budget=own["budget"], device=own["device"])
+              oracles=own["oracles"], budget=own["budget"], fixed_steps=own["fixed_steps"], device=own["device"])
     print((out / "table.md").read_text(), flush=True)
     return 0

@@ -34,7 +34,9 @@ def table_cells(df: pd.DataFrame) -> list[list[str]]:
                                              and r.official_source else ""),
                     _fmt(r.official_SIR), _fmt(r.official_pooled_SDR), _fmt(r.official_pooled_SIR), ours,
                     _fmt(r.SIR), _fmt(r.SAR), str(r.data), str(r.protocol),
-                    str(r.aggregation), " ".join(x for x in (r.profile if isinstance(r.profile, str) else "", epochs, seconds, steps) if x) if r.status == "ok" else str(r.status)])
+                    str(r.aggregation),
+                    " ".join(x for x in (r.profile if isinstance(r.profile, str) else "", epochs, seconds, steps) if x)
+                    if r.status == "ok" else str(r.status)])
     return out
 
 

@@ -1,7 +1,9 @@
 """``train(cfg)``: build the system, data and trainer from a resolved config, fit, and return the best checkpoint.
 
-A run lives in ``<output_dir>/<run_name>/`` (checkpoints, resolved config, W&B offline files). Running the same
-command again resumes from ``checkpoints/last.ckpt``; a run whose ``finished.json`` matches the config is reused.
+A run lives in ``<output_dir>/<run_name>/`` (checkpoints, resolved config, CSV log, W&B offline files); the default
+name ends with a hash of every config key that shapes the weights (:mod:`lightning_mad.runs`). Running the same
+command again resumes from ``checkpoints/last.ckpt`` (a longer budget extends the run); a finished run is reused when
+its code is this code, and moved aside to ``<run>.code-<hash>`` and trained again when it is not.
 """
 from __future__ import annotations
 
@@ -14,20 +16,23 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint, Timer
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_only
 
+from lightning_mad import runs
 from lightning_mad.callbacks.budget import BestSnapshots, BudgetProgressBar, StopAtStep
 from lightning_mad.callbacks.examples import ValidationExamples
 from lightning_mad.config.load import resolved_dict
 from lightning_mad.data.specs import data_specs
+from lightning_mad.errors import ConfigError
 from lightning_mad.models import count_parameters, model_spec
 from lightning_mad.provenance import git_commit, library_versions
 from lightning_mad.systems import SYSTEMS
 
 
-NOT_REUSE_KEYS = ("git_commit", "libraries", "ri_sweep", "logger")  # config parts that leave the weights alone
-
-
 def run_name(cfg: DictConfig) -> str:
-    return cfg.run_name or f"{cfg.experiment}-{cfg.profile}-{cfg.data.preset}-{cfg.fidelity}-seed{cfg.seed}"
+    """``run_name`` when given, else ``<experiment>-<profile>-<data>-<fidelity>-seed<S>-<config hash>``."""
+    if cfg.run_name:
+        return cfg.run_name
+    digest = runs.config_hash(runs.weights_identity(resolved_dict(cfg)))
+    return f"{cfg.experiment}-{cfg.profile}-{cfg.data.preset}-{cfg.fidelity}-seed{cfg.seed}-{digest}"
 
 
 def run_dir(cfg: DictConfig) -> Path:
@@ -39,6 +44,13 @@ def torch_load_epoch(ckpt: str) -> int:
     import torch
 
     return int(torch.load(ckpt, map_location="cpu", weights_only=True).get("epoch", -1)) + 1
+
+
+def _checkpoint_step(ckpt: str) -> int:
+    """Optimiser steps stored in a checkpoint (``global_step``)."""
+    import torch
+
+    return int(torch.load(ckpt, map_location="cpu", weights_only=True).get("global_step", 0))
 
 
 def build_system(cfg: DictConfig):
@@ -100,21 +112,76 @@ def _finish_wandb() -> None:
             wandb.finish()
 
 
+def _check_stored_config(out: Path, identity: dict) -> None:
+    """A run folder holds one config: a stored ``config.yaml`` whose weight-shaping keys differ is refused."""
+    stored = out / "config.yaml"
+    if not stored.is_file():
+        return
+    old = runs.weights_identity(OmegaConf.to_container(OmegaConf.load(stored), resolve=True))
+    if old != identity:
+        keys = runs.differing_keys(old, identity)
+        shown = ", ".join(keys[:6]) + (f" and {len(keys) - 6} more" if len(keys) > 6 else "")
+        raise ConfigError(f"run folder {out} holds a run of another config (differs in {shown}); give another "
+                          "run_name, or none (the default folder name carries the config's hash)")
+
+
+def _reusable(out: Path, budget: dict, code: str) -> dict | None:
+    """The stored result of a finished run in ``out`` with this code and budget; None when it must (re)train.
+
+    A finished run of other code is moved aside to ``<out>.code-<its hash>`` (kept, never overwritten) so this
+    code trains the run again; a finished run of this code under another budget is extended from ``last.ckpt``."""
+    finished = out / "finished.json"
+    if not finished.is_file():
+        return None
+    record = json.loads(finished.read_text())
+    if record.get("code_hash") == code:
+        if record.get("budget") == budget:
+            return record
+        reached = (record.get("result") or {}).get("global_step") or 0
+        asked = budget.get("optim.max_steps") or -1
+        if 0 < asked < reached:
+            raise ConfigError(f"run {out} already trained {reached} steps; optim.max_steps={asked} cannot shorten "
+                              "it (ask for at least that many, or use another output_dir)")
+        print(f"extending finished run {out} (budget {record.get('budget')} -> {budget})", flush=True)
+        return None
+    old = record.get("code_hash") or "unknown"
+    stale = out.with_name(f"{out.name}.code-{old}")
+    n = 1
+    while stale.exists():
+        stale, n = out.with_name(f"{out.name}.code-{old}-{n}"), n + 1
+    print(f"code changed since {out} was trained (commit {record.get('git_commit', '?')}, code {old}; now "
+          f"{code}): training it again; the old run moved to {stale}", flush=True)
+    rank_zero_only(out.rename)(stale)
+    return None
+
+
+def _record_segment(out: Path, code: str, commit: str, from_step: int) -> None:
+    """Append ``{code_hash, git_commit, from_step}`` to ``<run>/segments.json``: which code trained which steps."""
+    path = out / "segments.json"
+    segments = json.loads(path.read_text()) if path.is_file() else []
+    if from_step and segments and segments[-1]["code_hash"] != code:
+        print(f"resuming {out} at step {from_step} under changed code ({segments[-1]['code_hash']} -> {code})",
+              flush=True)
+    segments.append({"code_hash": code, "git_commit": commit, "from_step": from_step})
+    path.write_text(json.dumps(segments, indent=1))
+
+
 def train(cfg: DictConfig) -> dict:
-    """Fit one run. Returns ``{"best_checkpoint", "last_checkpoint", "run_dir", "metrics", "parameters"}``."""
+    """Fit one run. Returns ``{"best_checkpoint", "last_checkpoint", "run_dir", "metrics", "parameters", ...,
+    "reused", "git_commit", "code_hash"}`` (a reused run: the stored result with ``reused`` true)."""
     out = run_dir(cfg)
     resolved = resolved_dict(cfg)
-    resolved["git_commit"] = git_commit()
-    resolved["libraries"] = library_versions()
-    # what decides whether a finished run can be reused: everything that shapes the weights (not the logging: a
-    # table row reuses the plain `train` run of the same config whatever its W&B group and name)
-    reuse_key = {k: v for k, v in resolved.items() if k not in NOT_REUSE_KEYS}
-    finished = out / "finished.json"
-    if finished.is_file() and not cfg.trainer.fast_dev_run:
-        record = json.loads(finished.read_text())
-        if {k: v for k, v in (record.get("config") or {}).items() if k not in NOT_REUSE_KEYS} == reuse_key:
-            rank_zero_info(f"reusing finished run {out} (same config)")
-            return record["result"]
+    identity = runs.weights_identity(resolved)
+    code, commit = runs.code_hash(), git_commit()
+    resolved.update(git_commit=commit, code_hash=code, libraries=library_versions())
+    budget = runs.budget_of(resolved)
+    if not cfg.trainer.fast_dev_run:
+        _check_stored_config(out, identity)
+        record = _reusable(out, budget, code)
+        if record is not None:
+            print(f"reused {out} (commit {record.get('git_commit', '?')})", flush=True)
+            return {**record["result"], "reused": True, "git_commit": record.get("git_commit"),
+                    "code_hash": code}
     pl.seed_everything(cfg.seed, workers=True)
     system = build_system(cfg)
     datamodule = build_datamodule(cfg, system)
@@ -152,12 +219,16 @@ def train(cfg: DictConfig) -> dict:
         callbacks += [ckpt, latest]
         if cfg.checkpoint.snapshot_minutes:
             callbacks.append(BestSnapshots(ckpt, timer, cfg.checkpoint.snapshot_minutes))
+    last = out / "checkpoints" / "last.ckpt"
+    resume = str(last) if ckpt is not None and last.is_file() else None
+    resume_step = _checkpoint_step(resume) if resume else 0
+    if not t.fast_dev_run:
+        rank_zero_only(_record_segment)(out, code, commit, resume_step)
     logger = _logger(cfg, out, resolved)
-    if not t.fast_dev_run:  # a readable metrics log in every run folder: <run>/csv/metrics.csv
-        from pytorch_lightning.loggers import CSVLogger
-
-        csv = CSVLogger(save_dir=str(out), name="csv", version="")
-        logger = [csv] + ([logger] if logger else [])
+    if not t.fast_dev_run:  # a readable metrics log in every run folder, kept across resumes: <run>/csv/metrics.csv
+        csv_log = runs.ResumableCSVLogger(save_dir=str(out), name="csv", version="",
+                                          resume_step=resume_step if resume else None)
+        logger = [csv_log] + ([logger] if logger else [])
     trainer = pl.Trainer(
         accelerator=t.accelerator, devices=t.devices, strategy=t.strategy, num_nodes=t.num_nodes,
         precision=t.precision, fast_dev_run=t.fast_dev_run, max_epochs=cfg.optim.max_epochs,
@@ -169,8 +240,6 @@ def train(cfg: DictConfig) -> dict:
         default_root_dir=str(out), logger=logger, callbacks=callbacks, enable_checkpointing=ckpt is not None,
         use_distributed_sampler=False, num_sanity_val_steps=0,
     )
-    last = out / "checkpoints" / "last.ckpt"
-    resume = str(last) if ckpt is not None and last.is_file() else None
     if resume:
         rank_zero_info(f"resuming from {resume}")
     try:
@@ -193,5 +262,6 @@ def train(cfg: DictConfig) -> dict:
         else None,
     }
     if ckpt is not None and trainer.is_global_zero:
-        finished.write_text(json.dumps({"config": reuse_key, "result": result}, indent=1))
-    return result
+        record = {"identity": identity, "budget": budget, "code_hash": code, "git_commit": commit, "result": result}
+        (out / "finished.json").write_text(json.dumps(record, indent=1))
+    return {**result, "reused": False, "git_commit": commit, "code_hash": code}

@@ -11,6 +11,14 @@ from pathlib import Path
 import pandas as pd
 
 
+def table_logging(cfg) -> dict | None:
+    """``{project, offline}`` of a config's ``logger`` section for :func:`log_tables`; None when ``logger.wandb``
+    is false (the pipelines' table-level runs follow the same switches as their training runs)."""
+    if not cfg.logger.wandb:
+        return None
+    return {"project": str(cfg.logger.project), "offline": bool(cfg.logger.offline)}
+
+
 def log_tables(name: str, tables: dict[str, pd.DataFrame], *, config: dict, group: str, job_type: str,
                tags: list[str], save_dir: str | Path, project: str = "lightning_mad", offline: bool = True,
                summary: dict | None = None) -> None:

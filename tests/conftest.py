@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("WANDB_MODE", "disabled")
+# forced, not defaulted: `make test` runs under the Makefile's exported WANDB_MODE=offline; a test that means to log
+# sets its own mode with monkeypatch and writes inside its temporary folder (tests/test_train.py)
+os.environ["WANDB_MODE"] = "disabled"
 os.environ.setdefault("WANDB_SILENT", "true")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -27,18 +29,28 @@ def sample_root() -> Path:
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """``../shared/data`` beside the checkout, or ``$LIGHTNING_MAD_SHARED_DATA``; the test is skipped when absent."""
-    root = Path(os.environ.get("LIGHTNING_MAD_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"))
-    if not root.is_dir():
-        pytest.skip(f"shared data folder not found at {root} (set LIGHTNING_MAD_SHARED_DATA)")
-    return root
+def reference_results() -> Path:
+    """Published per-track results the tests recompute (``data/reference-results``, with its PROVENANCE.md)."""
+    return PROJECT_ROOT / "data" / "reference-results"
+
+
+#: MedleyDB-layout file of each MUSDB18-HQ stem of the bundled 80s Rock excerpt (byte-identical WAVs)
+_ROCK_WAVS = {"mixture": "MusicDelta_80sRock_MIX.wav", "drums": "MusicDelta_80sRock_STEMS/MusicDelta_80sRock_STEM_01.wav",
+              "bass": "MusicDelta_80sRock_STEMS/MusicDelta_80sRock_STEM_02.wav",
+              "other": "MusicDelta_80sRock_STEMS/MusicDelta_80sRock_STEM_03.wav",
+              "vocals": "MusicDelta_80sRock_STEMS/MusicDelta_80sRock_STEM_04.wav"}
 
 
 @pytest.fixture(scope="session")
-def shared_reference_results() -> Path:
-    """``../shared/reference-results`` beside the checkout (skipped when absent)."""
-    root = Path(os.environ.get("LIGHTNING_MAD_SHARED_RESULTS", PROJECT_ROOT.parent / "shared" / "reference-results"))
-    if not root.is_dir():
-        pytest.skip(f"shared reference results not found at {root} (set LIGHTNING_MAD_SHARED_RESULTS)")
+def musdb_wav_root(tmp_path_factory) -> Path:
+    """A MUSDB18-HQ layout (``{train,test}/<track>/{mixture,drums,bass,other,vocals}.wav``) of the two bundled
+    MUSDB18 excerpts: test = ``data/sample/musdb18-wav``, train = symlinks to the identical MedleyDB-layout WAVs
+    (``data/sample/musdb18-wav/PROVENANCE.md``)."""
+    root = tmp_path_factory.mktemp("musdb18-wav")
+    (root / "test").symlink_to(SAMPLE_ROOT / "musdb18-wav" / "test", target_is_directory=True)
+    rock = root / "train" / "Music Delta - 80s Rock"
+    rock.mkdir(parents=True)
+    medley = SAMPLE_ROOT / "medleydb" / "Audio" / "MusicDelta_80sRock"
+    for stem, name in _ROCK_WAVS.items():
+        (rock / f"{stem}.wav").symlink_to(medley / name)
     return root

@@ -68,11 +68,9 @@ def test_summary_table_is_wide_per_target():
 
 
 @pytest.fixture(scope="module")
-def mdl1_frames(shared_reference_results, tmp_path_factory):
-    """The raw museval JSON of SiSEC 2018's MDL1 (50 MUSDB18 test tracks), extracted from the shared archive."""
-    archive = shared_reference_results / "sisec2018" / "MDL1_MDLT_museval_json.tar.gz"
-    if not archive.is_file():
-        pytest.skip(f"{archive} not found")
+def mdl1_frames(reference_results, tmp_path_factory):
+    """The raw museval JSON of SiSEC 2018's MDL1 (50 MUSDB18 test tracks), extracted from the bundled archive."""
+    archive = reference_results / "sisec2018" / "MDL1_MDLT_museval_json.tar.gz"
     root = tmp_path_factory.mktemp("sisec2018")
     with tarfile.open(archive) as tar:
         members = [m for m in tar.getmembers() if m.name.startswith("submissions/MDL1/")]
@@ -80,7 +78,6 @@ def mdl1_frames(shared_reference_results, tmp_path_factory):
     return root, store.load_dir(root / "submissions" / "MDL1" / "test", method="MDL1")
 
 
-@pytest.mark.shared_data
 def test_sisec2018_mdl1_official_numbers_from_raw_json(mdl1_frames):
     _, df = mdl1_frames
     assert df["track"].nunique() == 50
@@ -102,8 +99,7 @@ def test_sisec2018_mdl1_official_numbers_from_raw_json(mdl1_frames):
     assert got("SDR", "mean_of_track_medians") == pytest.approx(2.47, abs=0.01)
 
 
-@pytest.mark.shared_data
-def test_mdl1_matches_museval_evalstore_and_per_track_csv(mdl1_frames, shared_reference_results):
+def test_mdl1_matches_museval_evalstore_and_per_track_csv(mdl1_frames, reference_results):
     """Our median of track medians equals museval's own EvalStore on the same files; track medians = the CSV."""
     import museval
 
@@ -115,7 +111,7 @@ def test_mdl1_matches_museval_evalstore_and_per_track_csv(mdl1_frames, shared_re
     for (target, metric), value in theirs.items():
         assert ours[(target, metric)] == pytest.approx(value, abs=1e-9)
 
-    csv = pd.read_csv(shared_reference_results / "sisec2018" / "sisec2018_musdb18_test_per_track.csv")
+    csv = pd.read_csv(reference_results / "sisec2018" / "sisec2018_musdb18_test_per_track.csv")
     csv = csv[csv["method"] == "MDL1"].set_index(["track", "target", "metric"])["median"]
     medians = df.groupby(["track", "target", "metric"])["score"].median()
     joined = pd.concat([medians.rename("ours"), csv.rename("csv")], axis=1, join="inner")

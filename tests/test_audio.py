@@ -87,10 +87,9 @@ def test_stem_mp4_streams_match_musdb(sample_root):
         np.testing.assert_allclose(np.clip(stems[name], -1, 1 - 2**-15), track.sources[name].audio.T, atol=2e-5)
 
 
-@pytest.mark.shared_data
-def test_stem_mp4_matches_ffmpeg_decoded_wavs(sample_root, shared_data):
+def test_stem_mp4_matches_ffmpeg_decoded_wavs(sample_root, musdb_wav_root):
     stems = load_stems(sample_root / FALCON)
-    folder = shared_data / "musdb18-sample-wav/test/The Easton Ellises - Falcon 69"
+    folder = musdb_wav_root / "test/The Easton Ellises - Falcon 69"
     for name, x in stems.items():  # the WAVs are 16-bit: clipped at full scale
         np.testing.assert_allclose(np.clip(x, -1, 1 - 2**-15), load_audio(folder / f"{name}.wav"), atol=2**-15 + 1e-7)
 

@@ -78,6 +78,7 @@ def test_evaluate_sample_with_explicit_protocol(tmp_path, capsys):
     (["data=sample"], "checkpoint="),
     (["model=tiny", "data=sample", "protocol=nope"], "nope"),
     (["model=tiny", "data=sample", "tracks=not_a_track"], "not_a_track"),
+    (["model=gru_nri", "data=sample"], "random_weights=true"),  # an architecture name: random weights refused
 ])
 def test_evaluate_errors_are_one_line(args, message, capsys):
     assert cli.main(["evaluate", *args]) == 2

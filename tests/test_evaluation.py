@@ -1,6 +1,6 @@
 """Protocols (museval wrappers), the per-track JSON store and the resumable runner.
 
-BSS Eval is slow, so signals are short: a few seconds at 8 kHz, or the ~7 s shared MUSDB18 excerpts.
+BSS Eval is slow, so signals are short: a few seconds at 8 kHz, or the ~7 s bundled MUSDB18 excerpts.
 """
 from __future__ import annotations
 
@@ -27,8 +27,17 @@ def _signals(seconds: float, seed: int, rate: int = RATE):
 
 
 def _track(name: str, seconds: float = 2.0, seed: int = 0, **kw) -> Track:
-    v, a = _signals(seconds, seed, kw.get("rate", RATE))
-    return Track(name, v + a, v, a, **kw)
+    """A synthetic track; with ``rate`` != ``native_rate`` its arrays are the native signals resampled to ``rate``
+    (as a corpus's 44.1-kHz arrays are) and it carries the native ones for scoring."""
+    rate, native_rate = kw.get("rate", RATE), kw.get("native_rate", RATE)
+    v, a = _signals(seconds, seed, native_rate)
+    if rate == native_rate:
+        return Track(name, v + a, v, a, **kw)
+    from lightning_mad.audio import resample
+
+    up = {k: resample(x, native_rate, rate) for k, x in {"mixture": v + a, "vocals": v, "accompaniment": a}.items()}
+    return Track(name, up["mixture"], up["vocals"], up["accompaniment"], **kw,
+                 native={"mixture": v + a, "vocals": v, "accompaniment": a})
 
 
 def _leaky(mixture, gain: float = 0.2, seed: int = 1):
@@ -72,15 +81,12 @@ def test_registry_and_museval_arguments():
         get_protocol("bsseval_v5")
 
 
-@pytest.mark.shared_data
-def test_museval_regression_through_runner(shared_data, shared_reference_results, tmp_path):
+def test_museval_regression_through_runner(sample_root, reference_results, tmp_path):
     """museval's own regression case (sigsep-mus-eval tests/data), scored by the suite's protocol + runner + store."""
     import musdb
 
-    expected_path = shared_reference_results / "museval-regression" / "Music Delta - 80s Rock.json"
-    if not expected_path.is_file():
-        pytest.skip(f"{expected_path} not found")
-    db = musdb.DB(root=str(shared_data / "musdb18-sample"), subsets="train")
+    expected_path = reference_results / "museval-regression" / "Music Delta - 80s Rock.json"
+    db = musdb.DB(root=str(sample_root / "musdb18"), subsets="train")
     mtrack = next(t for t in db.tracks if t.name == "Music Delta - 80s Rock")
     # PROVENANCE: np.random.seed(0), then two np.random.random(track.audio.shape) draws, vocals first
     np.random.seed(0)
@@ -112,23 +118,20 @@ def test_museval_regression_through_runner(shared_data, shared_reference_results
     assert set(df["metric"]) == {"SDR", "SIR", "ISR", "SAR"} and len(df) == 2 * 6 * 4
 
 
-def _mono_musdb_wav(shared_data, name="Music Delta - 80s Rock"):
+def _mono_musdb_wav(musdb_wav_root, name="Music Delta - 80s Rock"):
     import soundfile as sf
 
-    folder = shared_data / "musdb18-sample-wav" / "train" / name
-    if not folder.is_dir():
-        pytest.skip(f"{folder} not found")
+    folder = musdb_wav_root / "train" / name
     stems = {s: sf.read(folder / f"{s}.wav", dtype="float64")[0].mean(axis=1)
              for s in ("vocals", "drums", "bass", "other")}
     return stems["vocals"], stems["drums"] + stems["bass"] + stems["other"]
 
 
-@pytest.mark.shared_data
-def test_sisec2016_on_a_short_real_excerpt_is_one_whole_track_frame(shared_data):
+def test_sisec2016_on_a_short_real_excerpt_is_one_whole_track_frame(musdb_wav_root):
     """A 30 s window on a 6.8 s track: museval's Framing gives one frame = BSS Eval v3 images on the whole track."""
     from museval import metrics
 
-    vocals, accompaniment = _mono_musdb_wav(shared_data)
+    vocals, accompaniment = _mono_musdb_wav(musdb_wav_root)
     mixture = vocals + accompaniment
     est = _leaky(mixture)
     refs = {"vocals": vocals, "accompaniment": accompaniment}
@@ -222,7 +225,8 @@ def test_mir1k_perfect_estimate_has_large_nsdr():
 
 
 def test_mir1k_runner_resamples_to_native_rate_and_weights_by_length(tmp_path):
-    """Tracks given at 16 kHz with native rate 8 kHz are scored at 8 kHz; GNSDR is length-weighted."""
+    """Tracks given at 16 kHz with native rate 8 kHz are scored at 8 kHz (native references); GNSDR is
+    length-weighted."""
     tracks = [_track("clip-short", 1.0, seed=1, rate=16000, native_rate=RATE),
               _track("clip-long", 3.0, seed=2, rate=16000, native_rate=RATE)]
     gains = {tracks[0].mixture.size: 0.05, tracks[1].mixture.size: 0.6}  # different quality per clip
@@ -350,3 +354,64 @@ def test_band_limited_corpus_is_scored_at_its_own_rate(sample_root):
     vocals = df[(df.target == "vocals")]
     med = {m: float(np.nanmedian(vocals[vocals.metric == m].score)) for m in ("SDR", "SAR", "ISR")}
     assert med["SDR"] > 8 and med["SAR"] > 5 and med["ISR"] > 5, med
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# scoring at the corpus's native rate (MIR-1K: 16-kHz files, 44.1-kHz arrays)
+
+
+@pytest.mark.parametrize("protocol", ["mir1k", "museval", "sisec2016"])
+def test_resampled_corpus_scores_equal_museval_on_the_native_references(protocol, sample_root, tmp_path):
+    """Every protocol on a MIR-1K clip equals museval called directly on the clip's own 16-kHz channels (read
+    here with soundfile) and the estimate resampled once to 16 kHz, to 0.01 dB per frame and metric."""
+    import museval
+    import soundfile as sf
+    import soxr
+
+    from lightning_mad.data.mir1k import MIR1KDataset
+
+    track = MIR1KDataset(sample_root / "mir1k", tracks=["yifen_1_01"])[0]
+    est = _leaky(track.mixture.numpy())
+    df = evaluate_tracks([track], lambda mixture: est, protocol, tmp_path, n_workers=0, progress=False)
+
+    stereo, rate = sf.read(sample_root / "mir1k" / "Wavfile" / "yifen_1_01.flac", dtype="float32")
+    assert rate == 16000
+    refs = np.stack([stereo[:, 1], stereo[:, 0]]).astype(np.float64)  # vocals = right, accompaniment = left
+    n = refs.shape[1]
+    ests = np.stack([soxr.resample(est[k], 44100, rate, quality="VHQ")[:n] for k in ("vocals", "accompaniment")])
+    assert ests.shape == refs.shape  # the resampled estimate has the native length here
+    proto = get_protocol(protocol)
+    sdr, isr, sir, sar, _ = museval.metrics.bss_eval(refs[..., None], ests[..., None],
+                                                     **proto.bss_eval_kwargs(rate))
+    for i, target in enumerate(("vocals", "accompaniment")):
+        got = df[df.target == target].pivot_table(index="time", columns="metric", values="score",
+                                                        dropna=False).sort_index()
+        assert len(got) == sdr.shape[1]
+        for metric, direct in (("SDR", sdr), ("SIR", sir), ("SAR", sar), ("ISR", isr)):
+            np.testing.assert_allclose(got[metric].to_numpy(), direct[i], atol=0.01, err_msg=f"{target} {metric}")
+
+
+def test_a_resampled_track_without_native_references_is_refused(tmp_path):
+    from types import SimpleNamespace
+
+    v, a = _signals(1.0, 0, 16000)
+    track = SimpleNamespace(name="no-native", mixture=v + a, vocals=v, accompaniment=a, native_rate=RATE, rate=16000)
+    with pytest.raises(ValueError, match="no references at that rate"):
+        evaluate_tracks([track], _leaky, "mir1k", tmp_path, n_workers=0, progress=False)
+
+
+def test_scores_of_an_older_scorer_are_recomputed(tmp_path):
+    """A track JSON written by another scorer version (before native-rate references) is scored again."""
+    from lightning_mad.evaluation import runner
+
+    tracks = [_track("a", 1.0)]
+    sep = CountingSeparator()
+    evaluate_tracks(tracks, sep, "museval", tmp_path, n_workers=0, progress=False)
+    path = tmp_path / "a.json"
+    data = json.loads(path.read_text())
+    data["lightning_mad"]["settings"]["scorer_version"] = runner.SCORER_VERSION - 1
+    path.write_text(json.dumps(data))
+    evaluate_tracks(tracks, sep, "museval", tmp_path, n_workers=0, progress=False)
+    assert sep.calls == 2
+    evaluate_tracks(tracks, sep, "museval", tmp_path, n_workers=0, progress=False)
+    assert sep.calls == 2  # same version: reused

@@ -67,3 +67,14 @@ def test_installed_package_separates_and_evaluates_from_another_folder(installed
     missing = _run(installed, elsewhere, "evaluate", "model=tiny", "data=sample", "limit=1")
     assert missing.returncode == 2 and "LIGHTNING_MAD_SAMPLE" in missing.stderr
     assert len(missing.stderr.strip().splitlines()) == 1
+
+
+def test_make_help_lists_every_target(project_root):
+    """Every phony target of the Makefile has a help line (the pattern once skipped names with digits)."""
+    import re
+
+    text = (project_root / "Makefile").read_text()
+    phony = set(re.search(r"^\.PHONY:(.*)$", text, re.M).group(1).split())
+    out = subprocess.run(["make", "-s", "-C", str(project_root), "help"], capture_output=True, text=True, timeout=60)
+    listed = {line.split()[0] for line in out.stdout.splitlines() if line.strip()}
+    assert phony == listed, phony ^ listed

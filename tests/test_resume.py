@@ -1,4 +1,5 @@
-"""Reliability of training: SIGKILL and restart reaches the same weights; seeded runs repeat bit for bit on CPU;
+"""Reliability of training: SIGKILL and restart reaches the same weights and keeps the whole metrics log; seeded runs
+repeat bit for bit on CPU;
 a non-finite loss stops training with a message naming the step and keeps the last good checkpoint."""
 from __future__ import annotations
 
@@ -60,6 +61,16 @@ def test_sigkill_mid_training_then_same_command_resumes_to_the_same_weights(tmp_
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
+    # the metrics log holds every validation, before and after the kill, once each, with the reference's values
+    import pandas as pd
+
+    def validations(run: Path):
+        log = pd.read_csv(run / "csv" / "metrics.csv")
+        return log.dropna(subset=["val/sdr_vocals"])[["step", "val/sdr_vocals"]].reset_index(drop=True)
+
+    ref_val, resumed_val = validations(ref_last.parents[1]), validations(last.parents[1])
+    assert len(ref_val) == 8
+    pd.testing.assert_frame_equal(ref_val, resumed_val, check_exact=False, atol=1e-6)
 
 
 def test_seeded_runs_repeat_bit_for_bit(tmp_path):

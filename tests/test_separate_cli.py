@@ -201,3 +201,18 @@ def test_train_then_separate_a_musdb_excerpt_end_to_end(tmp_path, sample_root, c
     assert rate == RATE and vocals.shape == mono.shape
     assert np.abs(vocals + accompaniment - mono).max() < 1e-4
     assert np.abs(vocals).max() > 0 and np.abs(accompaniment).max() > 0
+
+
+def test_a_full_size_architecture_name_is_refused_without_random_weights(tmp_path, capsys):
+    """``--model gru_nri`` (what an Open-Unmix or Demucs user types first) would write stems from random weights:
+    refused in one line naming the shipped models and --checkpoint; --random-weights says it is meant."""
+    song = tmp_path / "song.wav"
+    sf.write(song, _tone(0.5), RATE)
+    code = main(["separate", str(song), "--model", "gru_nri", "-o", str(tmp_path / "out"), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "mad-mir1k" in err and "--checkpoint" in err and "--random-weights" in err
+    assert not (tmp_path / "out").exists()
+    code = main(["separate", str(song), "--model", "gru_nri", "--random-weights", "-o", str(tmp_path / "out"),
+                 "--quiet"])
+    assert code == 0 and (tmp_path / "out" / "song" / "vocals.wav").is_file()

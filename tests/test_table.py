@@ -104,6 +104,30 @@ def test_table_budget_is_the_same_max_time_per_row_scaled_by_the_machine(tmp_pat
     assert f"table: {timing['total_s']:.0f} s (= " in printed
 
 
+def test_fixed_steps_train_each_row_its_registry_steps_and_validate_once(tmp_path, capsys):
+    """``fixed_steps=true`` (make reproduce-table): each row trains exactly its registry ``steps``, no time limit,
+    one validation at the stop; a row without ``steps`` is an error naming the registry and the row."""
+    registry = tmp_path / "table.yaml"
+    registry.write_text(yaml.safe_dump({"rows": [{"name": "TINY", "experiment": "tiny", "steps": 3}]}))
+    out = tmp_path / "results"
+    args = ["table", "profile=budget", "fixed_steps=true", "data=sample", f"registry={registry}", f"out={out}",
+            "tracks=Kenshin_4_10", "workers=0", f"output_dir={tmp_path / 'runs'}", "logger.wandb=false",
+            "oracles=false", "trainer.enable_progress_bar=false", "optim.excerpts_per_epoch=32"]
+    assert cli.main(args) == 0
+    assert "fixed optimiser steps per row" in capsys.readouterr().out
+    table = pd.read_csv(out / "table.csv")
+    tiny = table[table["method"] == "TINY"]
+    assert (tiny["steps"] == 3).all() and tiny["train_seconds"].isna().all() and tiny["epochs"].isna().all()
+    (run,) = (tmp_path / "runs").glob("tiny-budget-*")
+    log = pd.read_csv(run / "csv" / "metrics.csv")
+    assert log["val/sdr_vocals"].notna().sum() == 1  # across epochs of 2 batches: one validation, at step 3
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["trainer"]["max_time"] is None and config["optim"]["max_steps"] == 3
+    registry.write_text(yaml.safe_dump({"rows": [{"name": "TINY", "experiment": "tiny"}]}))
+    assert cli.main(args) == 2
+    assert "row 'TINY' has no 'steps:'" in capsys.readouterr().err
+
+
 def test_table_rows_share_a_wandb_group_and_carry_their_row_name(tmp_path):
     """The W&B run of a table row: group = table-<registry>-<profile>-<data>, name = "<row> seed<N>"; a plain
     ``lightning-mad train`` keeps its own group (the experiment) and its run folder's name."""
@@ -111,7 +135,8 @@ def test_table_rows_share_a_wandb_group_and_carry_their_row_name(tmp_path):
 
     from lightning_mad.config.load import experiments_dir, load_config, resolved_dict
     from lightning_mad.table import row_config, table_group, with_wandb_row
-    from lightning_mad.train import NOT_REUSE_KEYS, run_dir, train, wandb_settings
+    from lightning_mad import runs
+    from lightning_mad.train import run_dir, train, wandb_settings
 
     group = table_group(experiments_dir() / "tables" / "poster.yaml", "quick", "sample")
     assert group == "table-poster-quick-sample"
@@ -127,10 +152,11 @@ def test_table_rows_share_a_wandb_group_and_carry_their_row_name(tmp_path):
     given = with_wandb_row(load_config(["experiment=gru_ris_l", "logger.group=mine"]), group, "GRU-RIS-l seed0")
     assert wandb_settings(given)["group"] == "mine"
     # the logging section does not shape the weights: the row reuses the finished plain run of the same config
-    resolved = {k: v for k, v in resolved_dict(plain).items() if k not in NOT_REUSE_KEYS}
+    resolved = resolved_dict(plain)
     out = run_dir(plain)
     out.mkdir(parents=True)
     record = {"best_checkpoint": "plain.ckpt"}
-    (out / "finished.json").write_text(json.dumps({"config": {**resolved, "logger": {"group": "old"}},
-                                                   "result": record}))
-    assert train(cfg) == record
+    (out / "finished.json").write_text(json.dumps({
+        "identity": runs.weights_identity(resolved), "budget": runs.budget_of(resolved),
+        "code_hash": runs.code_hash(), "git_commit": "abc123", "result": record}))
+    assert train(cfg) == {**record, "reused": True, "git_commit": "abc123", "code_hash": runs.code_hash()}

@@ -95,7 +95,7 @@ class TrainerSection:
     limit_train_batches: Any = None
     limit_val_batches: Any = None
     log_every_n_steps: int = 10
-    check_val_every_n_epoch: int = 1
+    check_val_every_n_epoch: Optional[int] = 1  # None: val_check_interval (an int) counts batches across epochs
     # None: once per epoch; "DD:HH:MM:SS" (or a float fraction / int batches as Lightning takes it): by time
     val_check_interval: Any = None
     # wall-clock budget "DD:HH:MM:SS" (validation included) on the run's Timer; None = no budget

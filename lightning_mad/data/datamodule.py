@@ -27,7 +27,8 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from lightning_mad.data.excerpts import Augmentation, RandomExcerpts, RandomExcerptSampler, ReleasedExcerpts, ReleasedSampler
+from lightning_mad.data.excerpts import (Augmentation, RandomExcerpts, RandomExcerptSampler, ReleasedExcerpts,
+                                         ReleasedSampler)
 from lightning_mad.data.registry import build_composition
 from lightning_mad.data.tracks import TrackConcat, collate_tracks
 

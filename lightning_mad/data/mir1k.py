@@ -75,15 +75,25 @@ class MIR1KDataset(TrackDataset):
     def _options(self, index: int) -> dict:
         return {"snr_db": self.snr_db}
 
-    def _decode(self, index: int) -> CachedTrack:
+    def _channels(self, index: int, to_44k_rate: bool) -> tuple[dict[str, np.ndarray], int]:
+        """``{mixture, vocals, accompaniment}`` of clip ``index`` (at 44.1 kHz, or at the file's rate) and that
+        file rate."""
         path = self._files[index]
         stereo = load_audio(path, None)
         if stereo.shape[0] != 2:
             raise DatasetError(f"MIR-1K clip {path}: expected 2 channels (accompaniment, voice), got {stereo.shape[0]}")
         rate = audio_info(path).sample_rate
-        accompaniment = to_44k(stereo[0], rate)
-        vocals = to_44k(stereo[1], rate)
+        accompaniment, vocals = (to_44k(stereo[0], rate), to_44k(stereo[1], rate)) if to_44k_rate \
+            else (stereo[0].copy(), stereo[1].copy())
         if self.snr_db != 0.0:
             vocals = (vocals.astype(np.float64) * 10.0 ** (self.snr_db / 20.0)).astype(np.float32)
         mixture = (accompaniment.astype(np.float64) + vocals).astype(np.float32)
-        return CachedTrack({"mixture": mixture, "vocals": vocals, "accompaniment": accompaniment}, rate)
+        return {"mixture": mixture, "vocals": vocals, "accompaniment": accompaniment}, rate
+
+    def _decode(self, index: int) -> CachedTrack:
+        arrays, rate = self._channels(index, to_44k_rate=True)
+        return CachedTrack(arrays, rate)
+
+    def _decode_native(self, index: int) -> dict[str, np.ndarray]:
+        """The clip at 16 kHz straight from its file (scoring references; never the 44.1-kHz arrays resampled)."""
+        return self._channels(index, to_44k_rate=False)[0]

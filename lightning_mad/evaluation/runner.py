@@ -1,10 +1,18 @@
 """Evaluate a separator on a sequence of tracks: separate in this process, score in a process pool, resume.
 
-Flow per track: skip it if ``<out_dir>/<track>.json`` is complete for the same protocol and settings
-(``store.is_complete``); otherwise separate the mixture here (the model lives in this process), resample to the
-protocol's scoring rate if needed (soxr, ``VHQ``), and send references + estimates to a scoring worker, which
-writes the track's museval JSON atomically as soon as it is scored. At the end every track's JSON is read back into
-the long frame, written to ``<out_dir>/results.csv``, and summarised into ``<out_dir>/summary.csv``.
+Flow per track: skip it if ``<out_dir>/<track>.json`` is complete for the same protocol, settings and
+:data:`SCORER_VERSION` (``store.is_complete``); otherwise separate the mixture here (the model lives in this process)
+and send references + estimates to a scoring worker, which writes the track's museval JSON atomically as soon as it
+is scored.
+
+Scoring rate: each protocol scores at the corpus's own rate (``Protocol.resolve_score_rate``). Where that is not the
+rate of the track's arrays (MIR-1K: 16 kHz files, 44.1-kHz arrays), the references and the mixture are the
+corpus's own samples (``track.native_sources()``, read from the files) and only the estimates are resampled, once
+(soxr ``VHQ``). The 44.1-kHz references are never resampled back: that round trip empties the band just under the
+native Nyquist frequency and BSS Eval's projections then misattribute energy (SIR/ISR/SAR off by many dB).
+
+At the end every track's JSON is read back into the long frame, written to ``<out_dir>/results.csv``, and
+summarised into ``<out_dir>/summary.csv``.
 
 Workers are ``spawn`` processes (safe next to torch threads; a script calling this needs the usual
 ``if __name__ == "__main__":`` guard). Each worker runs single-threaded BLAS (``OMP/OPENBLAS/MKL_NUM_THREADS=1``
@@ -35,6 +43,9 @@ from . import aggregate, store
 from .protocols import Protocol, get_protocol
 
 DEFAULT_RATE = 44100
+#: Version of how tracks are scored, stored with every track's settings: a track JSON of another version is scored
+#: again, never reused. 2: references at the corpus's native rate read from its files (1 resampled them).
+SCORER_VERSION = 2
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
                 "NUMEXPR_NUM_THREADS")
 
@@ -87,7 +98,48 @@ def _accepts_track(fn: Callable) -> bool:
 def stored_settings(protocol: Protocol, settings: Mapping | None, score_rate: int) -> dict:
     """What a track's JSON records and what resuming compares: protocol, user settings, scoring rate."""
     return store.normalise_settings({"protocol": protocol.settings(), "settings": dict(settings or {}),
-                                     "score_rate": int(score_rate)})
+                                     "score_rate": int(score_rate), "scorer_version": SCORER_VERSION})
+
+
+def _span_at(a: int, b: int | None, rate_in: int, rate_out: int) -> tuple[int, int | None]:
+    """Sample span ``[a, b)`` at ``rate_in`` as the nearest span at ``rate_out``."""
+    scale = rate_out / rate_in
+    return int(round(a * scale)), None if b is None else int(round(b * scale))
+
+
+def _fit_length(x: np.ndarray, n: int) -> np.ndarray:
+    """``x`` (samples first) cut or zero-padded to ``n`` samples (a resampled estimate may differ by one)."""
+    if len(x) >= n:
+        return x[:n]
+    return np.concatenate([x, np.zeros((n - len(x),) + x.shape[1:], dtype=x.dtype)])
+
+
+def scoring_signals(track, estimates: Mapping, mixture, targets, track_rate: int, score_rate: int,
+                    span: tuple[int, int | None] = (0, None), with_mixture: bool = False):
+    """References, estimates and (``with_mixture``) the mixture of one track at ``score_rate``, float64.
+
+    At ``track_rate`` the track's own arrays are used. At another rate the references and the mixture come from
+    ``track.native_sources()`` (the corpus's files, at ``track.native_rate``, which must be ``score_rate``) and
+    the estimates are resampled once and fitted to the references' length. ``span``: the estimated samples
+    ``[a, b)`` at ``track_rate`` (``edge_truncation``); only those are scored.
+    """
+    a, b = span
+    if score_rate == track_rate:
+        refs = {t: _to_numpy(getattr(track, t))[a:b] for t in targets}
+        ests = {t: _to_numpy(estimates[t])[a:b] for t in targets}
+        return refs, ests, _to_numpy(mixture)[a:b] if with_mixture else None
+    name = getattr(track, "name", "?")
+    native_rate = getattr(track, "native_rate", None)
+    if not hasattr(track, "native_sources") or native_rate != score_rate:
+        raise ValueError(f"track {name!r}: scored at {score_rate} Hz, but it carries no references at that rate "
+                         f"(native_sources() at native_rate {native_rate}); resampled references are not scored")
+    native = track.native_sources()
+    na, nb = _span_at(a, b, track_rate, score_rate)
+    refs = {t: _to_numpy(native[t])[na:nb] for t in targets}
+    n = len(next(iter(refs.values())))
+    ests = {t: _fit_length(_resample(_to_numpy(estimates[t])[a:b], track_rate, score_rate), n) for t in targets}
+    mix = _to_numpy(native["mixture"])[na:nb] if with_mixture else None
+    return refs, ests, mix
 
 
 def evaluate_tracks(
@@ -180,10 +232,9 @@ def evaluate_tracks(
                 raise KeyError(f"separate_fn returned no estimate for {missing} (track {name!r})")
             # the estimated span (``edge_truncation``: the released test code scored only the estimated samples and
             # cut the references alike); the whole track otherwise
-            a, b = estimates.get("span") or (0, None)
-            refs = {t: _resample(_to_numpy(getattr(track, t))[a:b], track_rate, score_rate) for t in protocol.targets}
-            ests = {t: _resample(_to_numpy(estimates[t])[a:b], track_rate, score_rate) for t in protocol.targets}
-            mix = _resample(_to_numpy(mixture)[a:b], track_rate, score_rate) if protocol.normalise_by_mixture else None
+            refs, ests, mix = scoring_signals(track, estimates, mixture, protocol.targets, track_rate, score_rate,
+                                              tuple(estimates.get("span") or (0, None)),
+                                              with_mixture=protocol.normalise_by_mixture)
             job = (protocol, refs, ests, score_rate, mix, str(path), name, stored, timing)
             if executor is None:
                 _score_and_write(*job)

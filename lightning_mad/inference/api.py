@@ -54,9 +54,17 @@ def _stored(settings: dict | None, where: str) -> dict:
     return {k: v for k, v in given.items() if k not in SPEED_SETTINGS}
 
 
-def load_model(source: str | Path | None = None, device: str | torch.device = "cpu") -> LoadedModel:
-    """Load ``source``: a shipped pretrained model name (``mad-mir1k``; None = the default one), a registered
-    architecture name (random init, seed 0), a ``.ckpt`` or an exported release file."""
+def is_test_architecture(name: str) -> bool:
+    """The registered ``tiny*`` models: random weights are their purpose (tests, smoke runs)."""
+    return name.startswith("tiny")
+
+
+def load_model(source: str | Path | None = None, device: str | torch.device = "cpu", *,
+               random_weights: bool = False) -> LoadedModel:
+    """Load ``source``: a shipped pretrained model name (``mad-mir1k``; None = the default one), a ``.ckpt``, an
+    exported release file, or a registered architecture name with random weights (seed 0): ``tiny*`` always, a
+    full-size architecture (``gru_nri``) only with ``random_weights=True`` (else :class:`ModelLoadError`: its
+    stems would be noise that looks like a result)."""
     from lightning_mad.pretrained import DEFAULT_MODEL, PRETRAINED, pretrained_path
 
     source = DEFAULT_MODEL if source is None else str(source)
@@ -68,6 +76,11 @@ def load_model(source: str | Path | None = None, device: str | torch.device = "c
         loaded.source, loaded.info["pretrained"] = source, source
         return loaded
     if source in MODEL_PRESETS and not Path(source).exists():
+        if not (random_weights or is_test_architecture(source)):
+            raise ModelLoadError(
+                f"{source}: an architecture name, not a trained model (its weights would be random); use a shipped "
+                f"model ({', '.join(sorted(PRETRAINED))}) or a checkpoint (--checkpoint PATH / checkpoint=PATH), "
+                "or say --random-weights (random_weights=true) if random weights are meant")
         torch.manual_seed(0)
         model, info = build_model(source), {"weights": "random (untrained)"}
         inference = dict(TINY_SETTINGS) if source.startswith("tiny") else {}

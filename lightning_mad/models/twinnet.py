@@ -93,9 +93,9 @@ class MaDTwinNet(SeparationModel):
         **mad_kwargs: :class:`~lightning_mad.models.mad.MaDConfig` fields; unset ones take TwinNet Paper-code's
             values (:data:`TWINNET_MAD_DEFAULTS`). The decoder must be the 2F one (``decoder="ris"``).
 
-    Separation contract (:class:`~lightning_mad.models.base.SeparationModel`): delegated to ``.mad``; the default inference is one decoder pass (``n_iter=0``), as
-    TwinNet decodes once. Recurrent inference (``n_iter > 0``) may still be run on the trained MaD, but it was not
-    trained with recurrent inference.
+    Separation contract (:class:`~lightning_mad.models.base.SeparationModel`): delegated to ``.mad``; the default
+    inference is one decoder pass (``n_iter=0``), as TwinNet decodes once. Recurrent inference (``n_iter > 0``) may
+    still be run on the trained MaD, but it was not trained with recurrent inference.
     """
 
     inference_settings = ("n_iter", "tau", "stop_rule")

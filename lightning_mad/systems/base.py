@@ -122,15 +122,35 @@ class SeparationSystem(pl.LightningModule):
         est_v = vocals.cpu().numpy()
         return {"sdr_vocals": metric(ref_v, est_v), "sdr_accompaniment": metric(ref_a, mixture.cpu().numpy() - est_v)}
 
+    def on_validation_epoch_start(self) -> None:
+        # per separation metric: [sum over scored clips, clips scored, clips with a silent reference]
+        self._val_totals = {key: [0.0, 0, 0] for key in ("sdr_vocals", "sdr_accompaniment")}
+
     def validation_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self.track_loss(batch)
         self.log("val/loss", loss, prog_bar=False, on_epoch=True, batch_size=1, sync_dist=True)
         for key, value in self.separation_scores(batch).items():
-            # mean over validation clips; a silent reference (NaN) counts as 0 dB so the mean stays finite
-            value = 0.0 if value != value else value
-            self.log(f"val/{key}", torch.tensor(value, dtype=torch.float32), prog_bar=key == "sdr_vocals",
-                     on_epoch=True, batch_size=1, sync_dist=True)
+            totals = self._val_totals[key]
+            if value != value:  # a silent reference (NaN SDR): left out of the mean, counted
+                totals[2] += 1
+            else:
+                totals[0] += float(value)
+                totals[1] += 1
         return loss
+
+    def on_validation_epoch_end(self) -> None:
+        """``val/<metric>`` = mean over the clips that could be scored (sum and count summed over DDP ranks), never
+        0 dB for a silent reference; ``val/clips_scored`` and ``val/clips_silent`` say how many entered it."""
+        for key, totals in self._val_totals.items():
+            summed = torch.tensor(totals, dtype=torch.float64, device=self.device)
+            if self.trainer.world_size > 1:
+                summed = self.all_gather(summed).reshape(-1, 3).sum(0)
+            total, scored, silent = summed.tolist()
+            mean = total / scored if scored else float("nan")
+            self.log(f"val/{key}", torch.tensor(mean, dtype=torch.float32), prog_bar=key == "sdr_vocals")
+            if key == "sdr_vocals":
+                self.log("val/clips_scored", float(scored))
+                self.log("val/clips_silent", float(silent))
 
     def test_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         """Whole-track loss on the test split; separation scores come from callbacks and ``evaluate``."""
