@@ -132,63 +132,70 @@ def rows_stage(steps: int) -> None:
     """Optimiser steps of each MaD row at the paper profile's settings on one real batch of 16 (no Lightning):
     steps/s, sequences/s, memory peak and the projected wall time of one paper-schedule epoch; for GRU-RIS-l also
     the in_state encoder scan's share of a step (the one recurrence cuDNN cannot run)."""
-    from lightning_mad.config.load import load_config
-    from lightning_mad.systems.base import SOURCE_KEYS
-    from lightning_mad.train import build_system
-
     emit("training steps per MaD row", [
         f"{steps} timed steps per row after {WARMUP_STEPS} warm-up steps, one real batch of the bundled sample, "
         f"profile paper (fidelity released_code; GRU-RIS rows with their training recurrent inference); one paper "
         f"epoch = {PAPER_EPOCH_STEPS} steps of batch 16 at this rate.", "",
         "| row | steps/s | sequences/s | decoder passes (mean) | memory peak | one paper epoch | CPU estimate |",
         "|---|---|---|---|---|---|---|"], end=False)
-    scan_lines = []
+    scan = None
     for row, exp in MAD_ROWS.items():
-        torch.manual_seed(0)
-        cfg = load_config([f"experiment={exp}", "profile=paper", "data=sample", "logger.wandb=false"])
-        system = build_system(cfg).to(DEVICE)
-        batch = _one_batch(cfg, system, DEVICE)
-        opt = system.configure_optimizers()
-        passes = []
-
-        def step():
-            seqs = {k: system.magnitudes(v) for k, v in batch.items() if k in SOURCE_KEYS}
-            loss, logs = system.sequence_loss(seqs)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(system.parameters(), cfg.optim.grad_clip_norm)
-            opt.step()
-            if "decoder_passes" in logs:
-                passes.append(float(logs["decoder_passes"]))
-
-        for _ in range(WARMUP_STEPS):
-            step()
-        sync()
-        reset_peak()
-        passes.clear()
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            step()
-        sync()
-        rate = steps / (time.perf_counter() - t0)
-        hours = PAPER_EPOCH_STEPS / rate / 3600
-        mean_passes = sum(passes) / len(passes) if passes else None
-        record = {"row": row, "steps_per_s": round(rate, 3), "sequences_per_s": round(rate * 16, 1),
-                  "passes": mean_passes, "peak_gib": peak_gib(), "epoch_hours": round(hours, 3)}
+        record, row_scan = _time_row(exp, steps)
+        scan = row_scan or scan
+        hours = record["epoch_hours"]
         cpu = f"{CPU_EPOCH_HOURS[row]} h" if row in CPU_EPOCH_HOURS else ""
-        emit(None, [f"| {row} | {rate:.2f} | {rate * 16:.1f} | "
-                    f"{'' if mean_passes is None else f'{mean_passes:.2f}'} | {fmt_gib(peak_gib())} | "
-                    f"{_duration(hours * 3600)} | {cpu} |"], record)
-        if exp == "gru_ris_l":
-            try:
-                scan_lines, scan_record = _encoder_share(system.model.masker.encoder, batch, system, rate)
-            except Exception as err:  # an optional measurement must not cost the rows after it
-                scan_lines, scan_record = [f"in_state encoder measurement failed: {err!r}"], {"error": repr(err)}
-        del system, opt, batch
+        passes = "" if record["passes"] is None else f"{record['passes']:.2f}"
+        emit(None, [f"| {row} | {record['steps_per_s']:.2f} | {record['sequences_per_s']:.1f} | {passes} | "
+                    f"{fmt_gib(record['peak_gib'])} | {_duration(hours * 3600)} | {cpu} |"], {"stage": "rows", "row": row, **record})
         if DEVICE.startswith("cuda"):
             torch.cuda.empty_cache()
-    if scan_lines:
-        emit(None, [""] + scan_lines + [""], {"in_state_scan": scan_record})
+    if scan is not None:
+        emit(None, [""] + scan[0] + [""], {"stage": "rows", "in_state_scan": scan[1]})
+
+
+def _time_row(exp: str, steps: int) -> tuple[dict, tuple[list[str], dict] | None]:
+    """One row's timed optimiser steps (and, for GRU-RIS-l, the encoder measurement); the model is freed on return."""
+    from lightning_mad.config.load import load_config
+    from lightning_mad.systems.base import SOURCE_KEYS
+    from lightning_mad.train import build_system
+
+    torch.manual_seed(0)
+    cfg = load_config([f"experiment={exp}", "profile=paper", "data=sample", "logger.wandb=false"])
+    system = build_system(cfg).to(DEVICE)
+    batch = _one_batch(cfg, system, DEVICE)
+    opt = system.configure_optimizers()
+    passes = []
+
+    def step():
+        seqs = {k: system.magnitudes(v) for k, v in batch.items() if k in SOURCE_KEYS}
+        loss, logs = system.sequence_loss(seqs)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(system.parameters(), cfg.optim.grad_clip_norm)
+        opt.step()
+        if "decoder_passes" in logs:
+            passes.append(float(logs["decoder_passes"]))
+
+    for _ in range(WARMUP_STEPS):
+        step()
+    sync()
+    reset_peak()
+    passes.clear()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    sync()
+    rate = steps / (time.perf_counter() - t0)
+    record = {"steps_per_s": round(rate, 3), "sequences_per_s": round(rate * cfg.optim.batch_size, 1),
+              "passes": sum(passes) / len(passes) if passes else None, "peak_gib": peak_gib(),
+              "epoch_hours": round(PAPER_EPOCH_STEPS / rate / 3600, 3)}
+    scan = None
+    if exp == "gru_ris_l":
+        try:
+            scan = _encoder_share(system.model.masker.encoder, batch, system, rate)
+        except Exception as err:  # an optional measurement must not cost the rows after it
+            scan = [f"in_state encoder measurement failed: {err!r}"], {"error": repr(err)}
+    return record, scan
 
 
 def _encoder_share(encoder, batch, system, step_rate: float) -> tuple[list[str], dict]:
