@@ -53,9 +53,9 @@ def asked(monkeypatch):
     seen = []
     real = api.load_model
 
-    def recording_load(source=None, device="cpu"):
+    def recording_load(source=None, device="cpu", **kwargs):
         seen.append(str(device))
-        return real(source, "cpu")
+        return real(source, "cpu", **kwargs)
 
     monkeypatch.setattr(api, "load_model", recording_load)
     monkeypatch.setattr(devices, "resolve_device", lambda name=None: "default" if name is None else name)
@@ -83,8 +83,8 @@ def test_separate_passes_the_device(asked, tmp_path, sample_root, capsys):
 def test_separate_default_device_is_the_cpu_without_cuda(monkeypatch, tmp_path, sample_root, capsys):
     seen = []
     real = api.load_model
-    monkeypatch.setattr(api, "load_model",
-                        lambda source=None, device="cpu": seen.append(device) or real(source, device))
+    monkeypatch.setattr(api, "load_model", lambda source=None, device="cpu", **kwargs:
+                        seen.append(device) or real(source, device, **kwargs))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     clip = sample_root / "mir1k" / "Wavfile" / "Kenshin_4_10.flac"
     assert cli.main(["separate", str(clip), "--model", "tiny", "-o", str(tmp_path), "--quiet"]) == 0
