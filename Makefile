@@ -19,7 +19,7 @@ ARGS      ?=
 
 BUDGET    ?= 10
 
-.PHONY: help install test test-full lint smoke reproduce-table mir1k-benchmark bench clean
+.PHONY: help install test test-full lint smoke reproduce-table mir1k-benchmark bench gpu-slim gpu-check clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -62,6 +62,12 @@ bench: install  ## speed and memory benchmarks (prints figures and ratios)
 	@# Open-Unmix's model class is the speed reference; --no-deps keeps torchaudio (and a CUDA torch) out
 	$(BIN)/pip show -q openunmix >/dev/null 2>&1 || $(BIN)/pip install -q --disable-pip-version-check --no-deps openunmix==1.3.0
 	$(BIN)/python -m benchmarks.run_all $(ARGS)
+
+gpu-slim:  ## build .gpu-slim/, what the GPU check needs (code, 22 clips, audio wheels for Python 3.12; ~12 MiB)
+	bash benchmarks/gpu_check.sh slim .gpu-slim
+
+gpu-check:  ## the device check (README "GPU"): on a GPU machine, from .gpu-slim/; DEVICE=cpu rehearses it here
+	PYTHON=$(if $(wildcard $(BIN)/python),$(BIN)/python,python3) bash benchmarks/gpu_check.sh run
 
 clean:  ## remove caches and run outputs (keeps .venv)
 	rm -rf runs results wandb .pytest_cache build *.egg-info

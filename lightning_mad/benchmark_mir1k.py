@@ -2,7 +2,8 @@
 by Huang et al.'s protocol on the other singers, beside oracle and published rows.
 
     lightning-mad mir1k-benchmark [budget=10] [data.root=data/sample/mir1k] [rows=GRU-NRI,CHA] [out=results]
-                                  [registry=experiments/tables/mir1k.yaml] [limit=N] [workers=N] [key=value ...]
+                                  [registry=experiments/tables/mir1k.yaml] [limit=N] [workers=N] [device=cuda|cpu]
+                                  [key=value ...]
 
 ``budget`` is minutes of training per row (``trainer.max_time``, validation included) with ``profile=budget`` and
 ``data=mir1k``: training = abjones + amy minus their last 10 clips, validation = those 10 clips (they select the
@@ -22,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from lightning_mad.config.arguments import Command, Key
+from lightning_mad.devices import DEVICE_HELP
 from lightning_mad.table_cells import MIR1K_COLUMNS as COLUMNS, MIR1K_HEADER as HEADER, SCORES, mir1k_cells as _cells
 
 
@@ -34,8 +36,10 @@ def _stft_key(stft) -> str:
 
 def run_benchmark(budget: float = 10.0, data_root: str | None = None, overrides: list[str] | None = None,
                   registry: str | Path | None = None, rows: list[str] | None = None, out: str | Path = "results",
-                  limit: int | None = None, workers: int = 1, progress: bool = True) -> pd.DataFrame:
-    """Train, score and tabulate; returns the frame written to ``mir1k.csv``."""
+                  limit: int | None = None, workers: int = 1, progress: bool = True,
+                  device: str | None = None) -> pd.DataFrame:
+    """Train, score and tabulate; returns the frame written to ``mir1k.csv``. ``device``: where evaluation and the
+    listening examples separate (None: cuda when available, else cpu; training follows ``trainer=``)."""
     from lightning_mad import machine
     from lightning_mad.config.load import experiments_dir, load_config
     from lightning_mad.data.registry import sample_root
@@ -73,11 +77,12 @@ def run_benchmark(budget: float = 10.0, data_root: str | None = None, overrides:
         runs_root = Path(result["run_dir"]).parent
         ckpt = result.get("best_checkpoint") or result.get("last_checkpoint")
         ev = evaluate(cfg, ckpt, protocols=["mir1k"], workers=workers, limit=limit, method_name=row["name"],
-                      out_dir=Path(result["run_dir"]) / "eval" / "mir1k-test", progress=progress)
+                      out_dir=Path(result["run_dir"]) / "eval" / "mir1k-test", progress=progress, device=device)
         df = ev.results["mir1k"]
         from lightning_mad.report.examples import write_examples  # listening excerpts for the report
 
-        write_examples(ckpt, TrackSelection(split_dataset(cfg), None, limit), row["name"], out / "examples")
+        write_examples(ckpt, TrackSelection(split_dataset(cfg), None, limit), row["name"], out / "examples",
+                       device=device)
         records.append({"method": row["name"], "status": "ok", **mir1k_scores(df), "clips": df["track"].nunique(),
                         "steps": result.get("global_step"), "best_val_sdr": result.get("best_score"),
                         "minutes": round(result.get("train_seconds", math.nan) / 60, 1), **common,
@@ -154,7 +159,8 @@ COMMAND = Command(
           Key("out", "str", "output folder", "results"),
           Key("registry", "str", "row registry (default experiments/tables/mir1k.yaml)"),
           Key("limit", "int", "only the first N test clips"),
-          Key("workers", "int", "scoring processes", 1)),
+          Key("workers", "int", "scoring processes", 1),
+          Key("device", "str", DEVICE_HELP + "; training follows trainer=")),
 )
 
 
@@ -163,6 +169,6 @@ def main(args: list[str]) -> int:
     own, rest = COMMAND.parse(args)
     out = Path(own["out"])
     run_benchmark(budget=own["budget"], data_root=own["data.root"], overrides=rest, registry=own["registry"],
-                  rows=own["rows"], out=out, limit=own["limit"], workers=own["workers"])
+                  rows=own["rows"], out=out, limit=own["limit"], workers=own["workers"], device=own["device"])
     print((out / "mir1k.md").read_text(), flush=True)
     return 0

@@ -5,10 +5,10 @@ The research commands (train, evaluate, table, mir1k-benchmark, sweep) take ``ke
 
     lightning-mad train experiment=NAME [profile=quick] [fidelity=released_code] [data=sample] [key=value ...]
     lightning-mad separate INPUT [INPUT ...] [--checkpoint PATH | --model NAME_OR_FILE] -o OUTDIR [--iter N] [--tau T]
-                        [--precision fp32|bf16|int8]
+                        [--precision fp32|bf16|int8] [--device cuda|cpu]
     lightning-mad export --checkpoint PATH -o model.pt
     lightning-mad evaluate checkpoint=PATH [data=NAME] [data.root=DIR] [data.split=test] [protocol=P[,P]] [workers=N]
-                           [inference.n_iter=..] [output_dir=DIR] [tracks=a,b] [limit=N]
+                           [inference.n_iter=..] [output_dir=DIR] [tracks=a,b] [limit=N] [device=cuda|cpu]
     lightning-mad table [profile=quick] [data=sample] [data.root=DIR] [seeds=0,1]
                         [registry=experiments/tables/poster.yaml]
     lightning-mad mir1k-benchmark [budget=10] [data.root=DIR] [rows=GRU-NRI,CHA] [out=results] [limit=N]
@@ -51,6 +51,7 @@ def cmd_train(args: list[str]) -> int:
 
 
 def separate_parser() -> argparse.ArgumentParser:
+    from lightning_mad.devices import DEVICE_HELP
     from lightning_mad.inference.settings import PRECISIONS
 
     p = argparse.ArgumentParser(prog="lightning-mad separate", description="Separate vocals and accompaniment.")
@@ -84,7 +85,7 @@ def separate_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-model-rate", action="store_true", help="write 44.1 kHz stems instead of the input's rate")
     p.add_argument("--bits", choices=("float", "16", "24"), default="float", help="sample format of the stems")
     p.add_argument("--format", dest="fmt", choices=("wav", "flac"), default="wav", help="file format of the stems")
-    p.add_argument("--device", default="cpu", help="cpu or cuda:N")
+    p.add_argument("--device", help=DEVICE_HELP)
     p.add_argument("--quiet", action="store_true", help="no progress output")
     return p
 
@@ -98,13 +99,15 @@ def _band_limit(value: float | None) -> dict:
 
 def cmd_separate(argv: list[str]) -> int:
     from lightning_mad.audio import AudioError
+    from lightning_mad.devices import resolve_device
+    from lightning_mad.errors import ConfigError
     from lightning_mad.inference.api import ModelLoadError, load_model
     from lightning_mad.inference.files import announce, separate_file
 
     a = separate_parser().parse_args(argv)
     try:
-        loaded = load_model(a.checkpoint or a.model, a.device, random_weights=a.random_weights)
-    except ModelLoadError as err:
+        loaded = load_model(a.checkpoint or a.model, resolve_device(a.device), random_weights=a.random_weights)
+    except (ModelLoadError, ConfigError) as err:
         return _fail(str(err))
     announce(loaded)  # a shipped model is always named, with its license, even with --quiet
     status = 0

@@ -4,7 +4,7 @@ Command line (``lightning-mad evaluate``, ``--help`` lists every key and choice)
 
     lightning-mad evaluate checkpoint=PATH data=NAME [data.root=DIR] [data.split=test]
                            [protocol=sisec2016|museval|mir1k|a,b] [inference.n_iter=..] [workers=N]
-                           [output_dir=DIR] [tracks=a,b] [limit=N] [method=NAME]
+                           [output_dir=DIR] [tracks=a,b] [limit=N] [method=NAME] [device=cuda|cpu]
 
 ``checkpoint=`` may also be written ``model=``: a Lightning checkpoint, a release file of ``lightning-mad export``,
 a shipped pretrained model or a registered model name (``model=tiny``: random weights, for tests). Every other
@@ -35,6 +35,7 @@ import pandas as pd
 
 from lightning_mad.config.arguments import Command, Key
 from lightning_mad.data.specs import default_protocols, split_dataset
+from lightning_mad.devices import DEVICE_HELP
 from lightning_mad.errors import ConfigError
 
 METRICS = ("SDR", "SIR", "SAR", "ISR")
@@ -52,7 +53,8 @@ COMMAND = Command(
           Key("output_dir", "str", "output folder (one sub-folder per protocol)"),
           Key("tracks", "names", "only these track names"),
           Key("limit", "int", "only the first N tracks"),
-          Key("method", "str", "the method column (default: the model's name)")),
+          Key("method", "str", "the method column (default: the model's name)"),
+          Key("device", "str", DEVICE_HELP)),
 )
 
 
@@ -128,7 +130,7 @@ def evaluate(
     tracks: list[str] | None = None,
     limit: int | None = None,
     method_name: str | None = None,
-    device: str = "cpu",
+    device: str | None = None,
     progress: bool = True,
     random_weights: bool = False,
 ) -> EvaluationResult:
@@ -143,6 +145,7 @@ def evaluate(
         out_dir: output folder (one sub-folder per protocol).
         tracks / limit: restrict the split to these track names / the first ``limit`` tracks.
         method_name: the ``method`` column (default: the model file's stem or name).
+        device: where the network separates (None: cuda when available, else cpu); scoring stays on the CPU.
         random_weights: allow a full-size architecture name (random weights) as ``model_source``.
     """
     from lightning_mad.evaluation.protocols import get_protocol
@@ -160,7 +163,10 @@ def evaluate(
         raise ConfigError(str(err.args[0])) from None
     overrides = InferenceSettings.from_mapping(overrides, "evaluate")  # a misspelt setting fails here
 
-    loaded = load_model(model_source, device, random_weights=random_weights)  # a bad path fails before any data
+    from lightning_mad.devices import resolve_device
+
+    # a bad path fails before any data is read
+    loaded = load_model(model_source, resolve_device(device), random_weights=random_weights)
     separator = loaded.separator(overrides)
     split = cfg.data.split
     dataset = split_dataset(cfg, split)
@@ -261,6 +267,6 @@ def main(args: list[str]) -> int:
     overrides = explicit_inference(cfg, rest)
     result = evaluate(cfg, source, overrides=overrides, protocols=own["protocol"], workers=own["workers"],
                       out_dir=own["output_dir"], tracks=own["tracks"], limit=own["limit"], method_name=own["method"],
-                      random_weights=own["random_weights"])
+                      device=own["device"], random_weights=own["random_weights"])
     print(format_result(result), flush=True)
     return 0

@@ -2,7 +2,7 @@
 
     lightning-mad table [profile=quick] [data=sample] [data.root=DIR] [seeds=0[,1,...]]
                         [registry=experiments/tables/poster.yaml] [rows=GRA,GRU-NRI] [out=results] [workers=N]
-                        [limit=N] [oracles=true] [key=value ...]
+                        [limit=N] [oracles=true] [device=cuda|cpu] [key=value ...]
 
 For each row of the registry (``experiments/tables/poster.yaml``) whose experiment file exists and each seed:
 ``train(cfg)`` (a finished run of the same config and code is reused, "reused <run> (commit X)" is printed, an
@@ -25,6 +25,7 @@ import pandas as pd
 
 from lightning_mad.config.arguments import Command, Key
 from lightning_mad.data.specs import default_protocols
+from lightning_mad.devices import DEVICE_HELP
 from lightning_mad.errors import ConfigError
 from lightning_mad.table_cells import TABLE_COLUMNS as COLUMNS, TABLE_HEADER as HEADER, table_cells as _display
 
@@ -65,6 +66,7 @@ def run_table(
     oracles: bool = True,
     progress: bool = True,
     budget: float | None = None,
+    device: str | None = None,
     fixed_steps: bool = False,
 ) -> pd.DataFrame:
     """Build the table; returns the long frame written to ``table.csv``.
@@ -77,6 +79,8 @@ def run_table(
     ``budget``: minutes of training per row at the reference GEMM peak (220 GFLOP/s), the same for every row: each
     row gets ``trainer.max_time`` = budget x 220 / the peak measured on this machine (once per output folder,
     ``<out>/machine.json``, so a rerun reuses its runs). None: the profile's own budget (epochs or max_time).
+    ``device``: where evaluation, the listening examples and the recurrent-inference sweep separate (None: cuda
+    when available, else cpu; training follows ``trainer=``); scores are computed on the CPU.
     """
     from lightning_mad.config.load import experiments_dir, load_config
     from lightning_mad.data.specs import split_dataset
@@ -163,20 +167,21 @@ def run_table(
             with clock.phase("evaluate", row["name"]):
                 ev = evaluate(cfg, ckpt, protocols=[protocol.name], workers=workers,
                               out_dir=Path(result["run_dir"]) / "eval" / f"{cfg.data.preset}-{cfg.data.split}",
-                              tracks=tracks, limit=limit, method_name=row["name"], progress=progress)
+                              tracks=tracks, limit=limit, method_name=row["name"], progress=progress,
+                              device=device)
             per_seed.append(ev.summaries[protocol.name])
             if seed == seeds[0]:  # listening excerpts for the report (the first seed's model)
                 from lightning_mad.report.examples import write_examples
 
                 with clock.phase("examples", row["name"]):
                     write_examples(ckpt, TrackSelection(split_dataset(cfg), tracks, limit), row["name"],
-                                   out / "examples")
+                                   out / "examples", device=device)
             if row.get("ri_sweep"):  # the same trained model over the recurrent-inference grid
                 from lightning_mad.evaluation.ri_sweep import sweep_checkpoint
 
                 with clock.phase("ri_sweep", row["name"]):
                     sweep_checkpoint(cfg, ckpt, out / "ri_sweep" / f"{exp}-seed{seed}",
-                                     max_tracks=limit or RI_SWEEP_TRACKS)
+                                     max_tracks=limit or RI_SWEEP_TRACKS, device=device)
         for agg in aggregations:
             values = {m: [] for m in ("SDR", "SIR", "SAR")}
             for summary in per_seed:
@@ -356,7 +361,8 @@ COMMAND = Command(
           Key("budget", "float", "minutes of training per row at a GEMM peak of 220 GFLOP/s, scaled by this "
                                  "machine's measured peak (sets every row's trainer.max_time)"),
           Key("fixed_steps", "bool", "train every row for the optimiser steps of its registry entry (steps:), no "
-                                     "time limit: the same numbers on every machine", False)),
+                                     "time limit: the same numbers on every machine", False),
+          Key("device", "str", DEVICE_HELP + "; training follows trainer=")),
 )
 
 
@@ -366,6 +372,6 @@ def main(args: list[str]) -> int:
     out = Path(own["out"])
     run_table(profile=own["profile"], data=own["data"], seeds=own["seeds"], overrides=rest, registry=own["registry"],
               rows=own["rows"], out=out, workers=own["workers"], limit=own["limit"], tracks=own["tracks"],
-              oracles=own["oracles"], budget=own["budget"], fixed_steps=own["fixed_steps"])
+              oracles=own["oracles"], budget=own["budget"], fixed_steps=own["fixed_steps"], device=own["device"])
     print((out / "table.md").read_text(), flush=True)
     return 0

@@ -68,15 +68,16 @@ def build_system(cfg: DictConfig):
 
 def build_datamodule(cfg: DictConfig, system):
     """The shared DataModule with the excerpt geometry of the system's model."""
-    from lightning_mad.data.datamodule import SeparationDataModule
+    from lightning_mad.data.datamodule import SeparationDataModule, loader_settings
 
     data = data_specs(cfg)
+    workers, pin = loader_settings(cfg.trainer.accelerator, cfg.trainer.devices, data["num_workers"])
     return SeparationDataModule(
         train=data["train"], val=data["val"], test=data["test"],
         excerpt_samples=system.excerpt_samples, excerpt_stride=system.excerpt_stride,
         batch_size=cfg.optim.batch_size, excerpts_per_epoch=cfg.optim.excerpts_per_epoch,
-        sampler=data["sampler"], seed=cfg.seed, num_workers=data["num_workers"], cache_dir=data["cache_dir"],
-        augment=data.get("augment"),
+        sampler=data["sampler"], seed=cfg.seed, num_workers=workers, cache_dir=data["cache_dir"],
+        augment=data.get("augment"), pin_memory=pin,
     )
 
 

@@ -16,8 +16,9 @@ FAST = ["inference.phase_iterations=1", "workers=0"]
 def test_parse_args_splits_own_keys_and_overrides():
     own, rest = parse_args(["checkpoint=a.ckpt", "data=mir1k", "inference.n_iter=3", "protocol=museval",
                             "inference.tau=1e-2"])
-    assert {k: v for k, v in own.items() if v is not None and k != "workers"} == {"checkpoint": "a.ckpt",
-                                                                                  "protocol": ["museval"]}
+    assert {k: v for k, v in own.items() if v is not None and k not in ("workers", "random_weights")} == {
+        "checkpoint": "a.ckpt", "protocol": ["museval"]}
+    assert own["random_weights"] is False
     assert rest == ["data=mir1k", "inference.n_iter=3", "inference.tau=1e-2"]
     overrides = explicit_inference(load_config(rest), rest)
     assert overrides == {"n_iter": 3, "tau": 0.01}

@@ -137,16 +137,20 @@ def write(out_dir: str | Path, stem: str, grid: pd.DataFrame, per_track: pd.Data
 
 def sweep_checkpoint(cfg, checkpoint: str | Path, out_dir: str | Path, max_tracks: int | None = None,
                      metric: str = "museval", phase_iterations: int = 1,
-                     grid: Sequence[tuple[int, float]] = DEFAULT_GRID, split: str = "test") -> pd.DataFrame:
+                     grid: Sequence[tuple[int, float]] = DEFAULT_GRID, split: str = "test",
+                     device: str | None = None) -> pd.DataFrame:
     """The sweep of a checkpoint or release file over a data split of ``cfg`` (the first ``max_tracks`` tracks).
     Writes ``<out_dir>/<split>_epoch<E>.csv`` and ``..._tracks.csv`` (E = the checkpoint's epoch, 0 for a release
-    file); returns the grid (one row per setting)."""
+    file); returns the grid (one row per setting). ``device``: where the network separates (None: cuda when
+    available, else cpu); the scores are computed on the CPU."""
     from lightning_mad.data.specs import split_dataset
     from lightning_mad.evaluate import TrackSelection
     from lightning_mad.inference.api import load_model
     from lightning_mad.inference.separator import Separator
 
-    loaded = load_model(checkpoint)
+    from lightning_mad.devices import resolve_device
+
+    loaded = load_model(checkpoint, resolve_device(device))
     separator = Separator(loaded.model, loaded.inference, {"phase_iterations": phase_iterations})
     selected = TrackSelection(split_dataset(cfg, split), limit=max_tracks or None)
     tracks = {str(track.name): {k: np.asarray(getattr(track, k), dtype=np.float32) for k in ("mixture", *TARGETS)}

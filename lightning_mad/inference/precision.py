@@ -282,7 +282,8 @@ def low_precision_copy(model: nn.Module, precision: str) -> nn.Module:
         warnings.warn("inference.precision=bf16: this CPU has no native bfloat16 (avx512_bf16 / AMX); torch "
                       "emulates it, slower than fp32", stacklevel=2)
     if any(p.device.type != "cpu" for p in model.parameters()):
-        raise ConfigError(f"inference.precision={precision} runs on the CPU only; move the model to the CPU")
+        raise ConfigError(f"inference.precision={precision} runs on the CPU only; separate on the CPU "
+                          f"(device=cpu, separate --device cpu) or with inference.precision=fp32")
     why = _unsupported(model)
     if why:
         raise ConfigError(f"inference.precision={precision} is not supported for {why}; use inference.precision=fp32")

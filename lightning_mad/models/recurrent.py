@@ -76,6 +76,11 @@ class _GRUScan(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, d_out):
+        with torch.autocast(d_out.device.type, enabled=False):  # the float32 products of the forward
+            return _GRUScan._backward(ctx, d_out.to(ctx.saved_tensors[0].dtype))
+
+    @staticmethod
+    def _backward(ctx, d_out):
         w_hh, states, gh, act = ctx.saved_tensors
         n_dir, n_steps, n_batch, h3 = gh.shape
         hid = h3 // 3
@@ -122,10 +127,18 @@ def gru_scan(gi: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor,
 
     Shapes (time-major): gi (D, T, B, 3H) = x W_ih^T + b_ih, w_hh (D, 3H, H), b_hh (D, 3H), res (D, T, B, H) an
     optional input added to the state after every step, the sum feeding the next step; returns (D, T, B, H) the
-    states after each step (residual included). Gradients by a hand-written backward (:class:`_GRUScan`)."""
-    if torch.is_grad_enabled() and any(v is not None and v.requires_grad for v in (gi, w_hh, b_hh, res)):
-        return _GRUScan.apply(gi, w_hh, b_hh, res)
-    return _scan_forward(gi, w_hh, b_hh, res, keep=False)[0][:, 1:]
+    states after each step (residual included). Gradients by a hand-written backward (:class:`_GRUScan`).
+
+    Mixed precision: the recurrence runs in the recurrent weight's dtype with autocast off, so under
+    ``torch.autocast`` (bfloat16) the input projections may arrive in bfloat16 while the state, the per-step
+    products and the returned states stay float32 (their gradients flow back through the cast)."""
+    dtype = w_hh.dtype
+    with torch.autocast(gi.device.type, enabled=False):
+        gi, b_hh = gi.to(dtype), b_hh.to(dtype)
+        res = None if res is None else res.to(dtype)
+        if torch.is_grad_enabled() and any(v is not None and v.requires_grad for v in (gi, w_hh, b_hh, res)):
+            return _GRUScan.apply(gi, w_hh, b_hh, res)
+        return _scan_forward(gi, w_hh, b_hh, res, keep=False)[0][:, 1:]
 
 
 def gru_scan_with_state_residual(
@@ -162,10 +175,18 @@ def _plain_gru(module) -> bool:
             and module.batch_first and module.bias)
 
 
+def native_gru(x: torch.Tensor) -> bool:
+    """Whether a training pass over ``x`` runs ``nn.GRU``'s own kernel rather than the scan: on a CUDA device
+    (cuDNN: one fused kernel per layer instead of several launches per time step). On the CPU the scan's
+    hand-written backward is the faster one, so the CPU keeps it."""
+    return x.is_cuda
+
+
 def run_gru(decoder, x: torch.Tensor) -> torch.Tensor:
-    """``decoder(x)[0]``, by :func:`gru_layer` when gradients are recorded and ``decoder`` is a plain one-layer
-    ``nn.GRU`` (its hand-written backward); ``nn.GRU`` itself otherwise (inference, other modules)."""
-    if torch.is_grad_enabled() and _plain_gru(decoder):
+    """``decoder(x)[0]``, by :func:`gru_layer` when gradients are recorded, ``decoder`` is a plain one-layer
+    ``nn.GRU`` and ``x`` is not on a CUDA device (:func:`native_gru`); ``nn.GRU`` itself otherwise (inference,
+    CUDA / cuDNN, other modules). Both give the same result up to float rounding. (B, T, I) -> (B, T, H)."""
+    if torch.is_grad_enabled() and _plain_gru(decoder) and not native_gru(x):
         return gru_layer(decoder, x)
     return decoder(x)[0]
 
@@ -194,11 +215,12 @@ class ResidualBiGRUEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, F) -> (B, T, 2F): [forward half ; backward half] per row, before context dropping."""
-        if self.residual == "on_output" and not torch.is_grad_enabled():
+        if self.residual == "on_output" and (not torch.is_grad_enabled() or native_gru(x)):
+            # inference, or training on CUDA (cuDNN): nn.GRU computes this residual's GRU as it is
             out = self.gru(x)[0]  # (B, T, 2F), backward half time-aligned
             fwd, bwd = out.chunk(2, dim=-1)
             fwd, bwd = fwd + x, bwd + x
-        else:  # training, or the in_state residual (which nn.GRU cannot compute): the scan of both directions
+        else:  # CPU training, or the in_state residual (which nn.GRU cannot compute): the scan of both directions
             g = self.gru
             # (D=2, T, B, F) time-major: the backward direction consumes the time-reversed sequence
             xt = x.transpose(0, 1)

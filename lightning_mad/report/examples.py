@@ -16,15 +16,18 @@ RATE = 44100
 
 
 def write_examples(model_source, dataset, row: str, out_dir: str | Path, *, clips: int = EXAMPLE_CLIPS,
-                   seconds: float = EXAMPLE_SECONDS, overrides: dict | None = None) -> list[Path]:
+                   seconds: float = EXAMPLE_SECONDS, overrides: dict | None = None,
+                   device: str | None = None) -> list[Path]:
     """Separate the first ``seconds`` of the first ``clips`` tracks of ``dataset`` with ``model_source`` (its
     stored inference settings, then ``overrides``) and write the row's stems (and, once, the mixture and the
-    reference vocals). Returns the files written."""
+    reference vocals). ``device``: where the network separates (None: cuda when available, else cpu). Returns
+    the files written."""
     import soundfile as sf
 
+    from lightning_mad.devices import resolve_device
     from lightning_mad.inference.api import load_model
 
-    separator = load_model(model_source).separator(overrides)
+    separator = load_model(model_source, resolve_device(device)).separator(overrides)
     written = []
     for i, track in enumerate(dataset):  # a dataset or a TrackSelection
         if i >= clips:

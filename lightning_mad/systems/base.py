@@ -163,4 +163,8 @@ class SeparationSystem(pl.LightningModule):
         name = optim.get("name", "adam")
         if name not in OPTIMIZERS:
             raise ValueError(f"unknown optimiser {name!r}; known: {', '.join(OPTIMIZERS)}")
+        if name == "adam" and self._trainer is not None and "mixed" in str(self.trainer.precision):
+            # Lightning's mixed-precision plugin refuses to clip the gradients of a fused optimiser (it would
+            # unscale them itself); the multi-tensor Adam makes the same update
+            return torch.optim.Adam(self.model.parameters(), lr=optim.get("lr", 1e-4))
         return OPTIMIZERS[name](self.model.parameters(), lr=optim.get("lr", 1e-4))
