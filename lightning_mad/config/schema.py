@@ -80,6 +80,7 @@ class DataSection:
     cache_dir: Optional[str] = None
     split: str = "test"  # split scored by `lightning-mad evaluate`
     protocols: list = field(default_factory=list)  # default evaluation protocols of this data preset (first = primary)
+    holdout: Optional[str] = None  # data=mir1k_loso: the held-out (scored) training singer, abjones | amy
     augment: AugmentSection = field(default_factory=AugmentSection)
 
 
