@@ -86,6 +86,7 @@ def run_pilot(name: str, overrides: list[str], train_singer: str, seed: int, ste
     from lightning_mad.train import train
 
     held = DIRECTIONS[train_singer]
+    revision = source_revision()  # before training: the code that trains this pilot
     cfg = load_config([f"experiment={experiment}", *BASE, f"data.holdout={held}", f"seed={seed}",
                        f"optim.max_steps={steps}", *overrides, f"output_dir={out}",
                        f"run_name={experiment}-{name}-{train_singer}2{held}-seed{seed}-{steps}steps"])
@@ -108,7 +109,7 @@ def run_pilot(name: str, overrides: list[str], train_singer: str, seed: int, ste
             "GNSDR_vocals": scores["GNSDR"], "GNSDR_accomp": scores["acc_GNSDR"], "GSIR_vocals": scores["GSIR"],
             "GSAR_vocals": scores["GSAR"], "NSDR_vocals_std": v_std, "NSDR_vocals_iqr": v_iqr,
             "NSDR_accomp_std": a_std, "NSDR_accomp_iqr": a_iqr, "eval_minutes": eval_minutes,
-            "commit": source_revision(), "overrides": " ".join(overrides)}
+            "commit": revision, "overrides": " ".join(overrides)}
 
 
 def to_markdown(table: pd.DataFrame) -> str:
