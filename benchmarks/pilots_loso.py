@@ -36,6 +36,23 @@ BASE = ["profile=budget", "data=mir1k_loso", "data.root=data/sample/mir1k", "log
 # name -> overrides on top of BASE and the budget profile's GRU-NRI recipe (clean, Adam 1e-3, batch 16, T = 60)
 PILOTS = {
     "baseline": [],
+    # learning rate and schedule (the schedule spans the pilot's steps: optim.max_steps)
+    "lr1e-4": ["optim.lr=1e-4"],
+    "cosine": ["optim.schedule=cosine"],
+    "step": ["optim.schedule=step"],                                   # x0.2 at 80 % of the steps (Park et al.)
+    # loss distance
+    "l1": ["loss.divergence=l1"],
+    # temporal context at equal frames per batch (T x B = 960)
+    "seq120_b8": ["model.kwargs.seq_len=120", "optim.batch_size=8"],
+    "seq240_b4": ["model.kwargs.seq_len=240", "optim.batch_size=4"],
+    # input level normalisation of the encoder's view
+    "norm_excerpt": ["model.kwargs.input_norm=excerpt"],
+    "norm_learned": ["model.kwargs.input_norm=learned"],
+    # augmentation
+    "transpose3": ["data.augment.transpose_semitones=3", "data.augment.transpose_p=0.7"],
+    "snr5": ["data.augment.snr_db=[-5,5]"],
+    "remix_offsets_gain3": ["data.augment.remix=0.5", "data.augment.independent_offsets=true",
+                            "data.augment.gain_db=3"],
 }
 
 COLUMNS = ["pilot", "train_singer", "scored_singer", "seed", "steps", "train_minutes", "s_per_step", "gemm_gflops",

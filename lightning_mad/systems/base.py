@@ -12,6 +12,7 @@ import pytorch_lightning as pl
 
 from lightning_mad.inference.separator import Separator, track_sequences
 from lightning_mad.models import model_from_config
+from lightning_mad.systems.schedules import lr_factor
 
 
 def fused_adam(params, lr: float) -> torch.optim.Adam:
@@ -143,4 +144,9 @@ class SeparationSystem(pl.LightningModule):
         name = optim.get("name", "adam")
         if name not in OPTIMIZERS:
             raise ValueError(f"unknown optimiser {name!r}; known: {', '.join(OPTIMIZERS)}")
-        return OPTIMIZERS[name](self.model.parameters(), lr=optim.get("lr", 1e-4))
+        optimizer = OPTIMIZERS[name](self.model.parameters(), lr=optim.get("lr", 1e-4))
+        factor = lr_factor(optim)  # optim.schedule (None: constant)
+        if factor is None:
+            return optimizer
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
