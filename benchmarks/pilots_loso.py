@@ -147,6 +147,26 @@ def to_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def read_results(csv: Path) -> pd.DataFrame:
+    return pd.read_csv(csv) if csv.is_file() else pd.DataFrame(columns=COLUMNS)
+
+
+def take_claim(path: Path) -> bool:
+    """Mark a pilot as running in this process (``pilot.pid`` in its run folder); False when a live process
+    already holds it, so two pilots processes can work through the same list side by side."""
+    import os
+
+    if path.is_file():
+        try:
+            os.kill(int(path.read_text()), 0)
+            return int(path.read_text()) == os.getpid()
+        except (ValueError, ProcessLookupError):
+            pass  # a stale claim of a process that ended
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(str(os.getpid()))
+    return True
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--protocol", default="loso", choices=["loso"])
@@ -164,22 +184,29 @@ def main(argv=None) -> None:
     if unknown:
         ap.error(f"unknown pilots {unknown}; known: {', '.join(PILOTS)}")
     csv, md = Path(args.results + ".csv"), Path(args.results + ".md")
-    done = pd.read_csv(csv) if csv.is_file() else pd.DataFrame(columns=COLUMNS)
     directions = list(DIRECTIONS) if args.direction == "both" else [args.direction]
     for name in args.only or PILOTS:
         for train_singer in directions:
             for seed in args.seed:
+                done = read_results(csv)  # re-read: another pilots process may share the file
                 key = (done["pilot"] == name) & (done["train_singer"] == train_singer) & (done["seed"] == seed) \
                     & (done["steps"] == args.steps)
                 if key.any():
                     print(f"skip {name} {train_singer} seed {seed} {args.steps} steps: in {csv}", flush=True)
+                    continue
+                claim = Path(args.out) / f"{args.experiment}-{name}-{train_singer}2{DIRECTIONS[train_singer]}" \
+                    f"-seed{seed}-{args.steps}steps" / "pilot.pid"
+                if not take_claim(claim):
+                    print(f"skip {name} {train_singer} seed {seed}: running in process {claim.read_text()}",
+                          flush=True)
                     continue
                 peak = gemm_gflops(2048, 2048, 2048, 1.0)
                 print(f"pilot {name} {train_singer}->{DIRECTIONS[train_singer]} seed {seed}, {args.steps} steps; "
                       f"GEMM peak (2048^3 float32, now): {peak:.0f} GFLOP/s", flush=True)
                 row = run_pilot(name, PILOTS[name], train_singer, seed, args.steps, args.experiment, args.out, peak)
                 print(row, flush=True)
-                done = pd.concat([done, pd.DataFrame([row])], ignore_index=True).reindex(columns=COLUMNS)
+                claim.unlink(missing_ok=True)
+                done = pd.concat([read_results(csv), pd.DataFrame([row])], ignore_index=True).reindex(columns=COLUMNS)
                 csv.parent.mkdir(parents=True, exist_ok=True)
                 done.to_csv(csv, index=False, float_format="%.4f")
                 md.write_text(to_markdown(done))
