@@ -5,6 +5,7 @@ import torch
 
 from lightning_mad.inference.settings import resolve
 from lightning_mad.losses import divergence, training_target
+from lightning_mad.models.input_norm import InputNorm
 from lightning_mad.systems.base import SeparationSystem
 
 
@@ -49,13 +50,15 @@ class MaDSystem(SeparationSystem):
     def on_fit_start(self) -> None:
         """A learned input normalisation (``model.kwargs.input_norm=learned``) starts from the per-bin mean and
         std of 64 training excerpts (epoch 0's first draws), once: a resumed run keeps its trained values."""
-        norm = getattr(self.model.masker, "input_norm", None)
+        norms = [m for m in self.model.modules() if isinstance(m, InputNorm) and m.needs_fit]
         datamodule = getattr(self.trainer, "datamodule", None)
-        if norm is None or not norm.needs_fit or datamodule is None:
+        if not norms or datamodule is None:
             return
         excerpts = datamodule.excerpts()
         audio = torch.stack([excerpts[(0, i)]["mixture"] for i in range(64)]).to(self.device)
-        norm.fit_(self.magnitudes(audio)[..., : self.model.cfg.enc_bins])
+        magnitudes = self.magnitudes(audio)  # (64, T, N)
+        for norm in norms:
+            norm.fit_(magnitudes[..., : norm.shift.shape[0]])
 
     def sequence_loss(self, seqs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
         loss_cfg = self.hparams.loss
