@@ -129,6 +129,39 @@ def run_pilot(name: str, overrides: list[str], train_singer: str, seed: int, ste
             "commit": revision, "overrides": " ".join(overrides)}
 
 
+def per_clip_nsdr(out: str, experiment: str, row) -> pd.Series | None:
+    """Per-clip vocal NSDR of one results row, read back from its run folder (None when it is gone)."""
+    run = Path(out) / f"{experiment}-{row.pilot}-{row.train_singer}2{row.scored_singer}-seed{row.seed}-{row.steps}steps"
+    path = run / "eval" / f"loso-{row.scored_singer}" / "mir1k" / "results.csv"
+    if not path.is_file():
+        return None
+    df = pd.read_csv(path)
+    return df[(df["target"] == "vocals") & (df["metric"] == "NSDR")].set_index("track")["score"].astype(float)
+
+
+def paired_deltas(table: pd.DataFrame, out: str, experiment: str) -> list[str]:
+    """Per direction and step count: each pilot's vocal NSDR minus the seed-0 baseline's, clip by clip (mean and
+    its standard error over clips), beside the seed-to-seed difference of the baseline (the noise floor)."""
+    lines = []
+    for (scored, steps), group in table.groupby(["scored_singer", "steps"]):
+        base = group[(group["pilot"] == "baseline") & (group["seed"] == 0)]
+        ref = per_clip_nsdr(out, experiment, next(base.itertuples())) if len(base) else None
+        if ref is None:
+            continue
+        lines += ["", f"Paired over the {len(ref)} clips of {scored}, {steps} steps: vocal NSDR minus baseline "
+                  "seed 0's, mean +- standard error over clips (dB)", "", "| pilot | seed | delta NSDR voc |",
+                  "|---|---|---|"]
+        for r in group.itertuples():
+            if r.pilot == "baseline" and r.seed == 0:
+                continue
+            clips = per_clip_nsdr(out, experiment, r)
+            if clips is None:
+                continue
+            d = (clips - ref).dropna()
+            lines.append(f"| {r.pilot} | {r.seed} | {d.mean():+.2f} +- {d.std(ddof=1) / len(d) ** 0.5:.2f} |")
+    return lines
+
+
 def to_markdown(table: pd.DataFrame) -> str:
     """The results table: one row per pilot run, grouped by direction."""
     lines = ["LOSO pilots (MIR-1K training singers; `python -m benchmarks.pilots --protocol loso ...`). GNSDR: "
@@ -139,11 +172,12 @@ def to_markdown(table: pd.DataFrame) -> str:
              "GSIR voc | GSAR voc | NSDR voc std / IQR | NSDR acc std / IQR | commit | overrides |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in table.sort_values(["scored_singer", "steps", "pilot", "seed"]).itertuples():
+        recipe = r.overrides if isinstance(r.overrides, str) and r.overrides else "(baseline)"
         lines.append(f"| {r.pilot} | {r.train_singer} -> {r.scored_singer} | {r.seed} | {r.steps} | "
                      f"{r.train_minutes:.1f} | {r.s_per_step:.2f} | {r.gemm_gflops:.0f} | {r.data_wait_pct:.1f} | "
                      f"**{r.GNSDR_vocals:.2f}** | {r.GNSDR_accomp:.2f} | {r.GSIR_vocals:.2f} | {r.GSAR_vocals:.2f} | "
                      f"{r.NSDR_vocals_std:.2f} / {r.NSDR_vocals_iqr:.2f} | {r.NSDR_accomp_std:.2f} / "
-                     f"{r.NSDR_accomp_iqr:.2f} | {r.commit} | `{r.overrides or '(baseline)'}` |")
+                     f"{r.NSDR_accomp_iqr:.2f} | {r.commit} | `{recipe}` |")
     return "\n".join(lines) + "\n"
 
 
@@ -179,7 +213,14 @@ def main(argv=None) -> None:
     ap.add_argument("--out", default="runs/pilots-loso")
     ap.add_argument("--results", default=str(ROOT / "benchmarks" / "pilots-loso"),
                     help="results file stem (.csv and .md are written)")
+    ap.add_argument("--table-only", action="store_true", help="rewrite the .md from the .csv and the run folders")
     args = ap.parse_args(argv)
+    if args.table_only:
+        table = read_results(Path(args.results + ".csv"))
+        text = to_markdown(table) + "\n".join(paired_deltas(table, args.out, args.experiment)) + "\n"
+        Path(args.results + ".md").write_text(text)
+        print(text)
+        return
     unknown = sorted(set(args.only or []) - set(PILOTS))
     if unknown:
         ap.error(f"unknown pilots {unknown}; known: {', '.join(PILOTS)}")
@@ -209,7 +250,7 @@ def main(argv=None) -> None:
                 done = pd.concat([read_results(csv), pd.DataFrame([row])], ignore_index=True).reindex(columns=COLUMNS)
                 csv.parent.mkdir(parents=True, exist_ok=True)
                 done.to_csv(csv, index=False, float_format="%.4f")
-                md.write_text(to_markdown(done))
+                md.write_text(to_markdown(done) + "\n".join(paired_deltas(done, args.out, args.experiment)) + "\n")
 
 
 if __name__ == "__main__":
