@@ -129,36 +129,38 @@ def run_pilot(name: str, overrides: list[str], train_singer: str, seed: int, ste
             "commit": revision, "overrides": " ".join(overrides)}
 
 
-def per_clip_nsdr(out: str, experiment: str, row) -> pd.Series | None:
-    """Per-clip vocal NSDR of one results row, read back from its run folder (None when it is gone)."""
+def per_clip_nsdr(out: str, experiment: str, row, target: str = "vocals") -> pd.Series | None:
+    """Per-clip NSDR of ``target`` of one results row, read back from its run folder (None when it is gone)."""
     run = Path(out) / f"{experiment}-{row.pilot}-{row.train_singer}2{row.scored_singer}-seed{row.seed}-{row.steps}steps"
     path = run / "eval" / f"loso-{row.scored_singer}" / "mir1k" / "results.csv"
     if not path.is_file():
         return None
     df = pd.read_csv(path)
-    return df[(df["target"] == "vocals") & (df["metric"] == "NSDR")].set_index("track")["score"].astype(float)
+    return df[(df["target"] == target) & (df["metric"] == "NSDR")].set_index("track")["score"].astype(float)
 
 
 def paired_deltas(table: pd.DataFrame, out: str, experiment: str) -> list[str]:
-    """Per direction and step count: each pilot's vocal NSDR minus the seed-0 baseline's, clip by clip (mean and
-    its standard error over clips), beside the seed-to-seed difference of the baseline (the noise floor)."""
+    """Per direction and step count: each pilot's NSDR minus the seed-0 baseline's, clip by clip (mean and its
+    standard error over clips), vocals and accompaniment, beside the baseline's seed-to-seed difference."""
     lines = []
     for (scored, steps), group in table.groupby(["scored_singer", "steps"]):
         base = group[(group["pilot"] == "baseline") & (group["seed"] == 0)]
-        ref = per_clip_nsdr(out, experiment, next(base.itertuples())) if len(base) else None
-        if ref is None:
+        first = next(base.itertuples()) if len(base) else None
+        ref = {t: per_clip_nsdr(out, experiment, first, t) for t in ("vocals", "accompaniment")} if first else None
+        if ref is None or ref["vocals"] is None:
             continue
-        lines += ["", f"Paired over the {len(ref)} clips of {scored}, {steps} steps: vocal NSDR minus baseline "
-                  "seed 0's, mean +- standard error over clips (dB)", "", "| pilot | seed | delta NSDR voc |",
-                  "|---|---|---|"]
+        lines += ["", f"Paired over the {len(ref['vocals'])} clips of {scored}, {steps} steps: NSDR minus "
+                  "baseline seed 0's, mean +- standard error over clips (dB)", "",
+                  "| pilot | seed | delta NSDR voc | delta NSDR acc |", "|---|---|---|---|"]
         for r in group.itertuples():
             if r.pilot == "baseline" and r.seed == 0:
                 continue
-            clips = per_clip_nsdr(out, experiment, r)
-            if clips is None:
-                continue
-            d = (clips - ref).dropna()
-            lines.append(f"| {r.pilot} | {r.seed} | {d.mean():+.2f} +- {d.std(ddof=1) / len(d) ** 0.5:.2f} |")
+            cells = []
+            for target in ("vocals", "accompaniment"):
+                clips = per_clip_nsdr(out, experiment, r, target)
+                d = (clips - ref[target]).dropna() if clips is not None else pd.Series(dtype=float)
+                cells.append(f"{d.mean():+.2f} +- {d.std(ddof=1) / len(d) ** 0.5:.2f}" if len(d) > 1 else "n/a")
+            lines.append(f"| {r.pilot} | {r.seed} | {cells[0]} | {cells[1]} |")
     return lines
 
 
