@@ -2,6 +2,7 @@
 budget on the MIR-1K training singers, compared by the best validation SDR (10 held-out training-singer clips).
 
     python -m benchmarks.pilots --minutes 5 [--only NAME ...] [--experiment gru_nri]
+    python -m benchmarks.pilots --protocol loso ...   (leave-one-singer-out pilots: benchmarks/pilots_loso.py)
 
 Prints the same-run GEMM peak, then one row per pilot (best val/sdr_vocals and its accompaniment SDR, steps
 reached, seconds per step); writes ``runs/pilots/pilots.md``. Runs resume / are reused like any ``train`` run.
@@ -40,6 +41,13 @@ def best_of(run_dir: Path) -> dict:
 
 
 def main(argv=None) -> None:
+    import sys
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--protocol" in argv and argv[argv.index("--protocol") + 1:][:1] == ["loso"]:
+        from benchmarks import pilots_loso
+
+        return pilots_loso.main(argv)
     from lightning_mad.config.load import load_config
     from lightning_mad.train import train
 

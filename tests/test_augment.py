@@ -92,3 +92,59 @@ def test_stem_rules_through_the_separator_keep_the_sum():
     assert torch.all(acc <= spec * (1 + 1e-3) + 1e-4)
     with pytest.raises(ValueError):
         separate_vocals(model, mixture, accompaniment="nope", **base)
+
+
+def test_transpose_keeps_length_and_alignment_and_moves_the_pitch():
+    from lightning_mad.data.excerpts import transpose
+
+    rate, n = 44100, 44100
+    t = np.arange(2 * n) / rate
+    tone = np.sin(2 * np.pi * 440.0 * t).astype(np.float32)
+    click = np.zeros(2 * n, dtype=np.float32)
+    click[[0, 20000]] = 1.0  # the first sample and one later sample
+    for semitones in (-3.0, -1.0, 2.5):
+        ratio = 2.0 ** (semitones / 12.0)
+        out = transpose(tone, semitones, n)
+        assert out.shape == (n,) and out.dtype == np.float32
+        spectrum = np.abs(np.fft.rfft(out * np.hanning(n)))
+        assert np.argmax(spectrum) * rate / n == pytest.approx(440.0 * ratio, abs=2.0)  # 1 Hz bins
+        moved = transpose(click, semitones, n)
+        assert abs(int(np.argmax(np.abs(moved[:100])))) <= 1  # sample 0 stays at 0: no filter delay
+        later = int(np.argmax(np.abs(moved[1000:]))) + 1000
+        assert abs(later - 20000 / ratio) <= 2
+    torch.testing.assert_close(torch.from_numpy(transpose(tone, 0.0, n)), torch.from_numpy(tone[:n]))
+
+
+def test_voice_augmentation_is_seeded_as_drawn_and_leaves_other_draws_alone(clips):
+    aug = {"transpose_semitones": 3.0, "transpose_p": 0.7, "snr_db": [-5.0, 5.0]}
+    keys = [(1, i) for i in range(16)]
+    ds = RandomExcerpts(clips, 8192, seed=3, augment=aug)
+    again = RandomExcerpts(clips, 8192, seed=3, augment=aug)
+    plain = RandomExcerpts(clips, 8192, seed=3)
+    with_gain = RandomExcerpts(clips, 8192, seed=3, augment={**aug, "gain_db": 3.0})
+    shifted = 0
+    for key in keys:
+        got, ref = ds[key], plain[key]
+        assert all(torch.equal(got[k], again[key][k]) for k in got)
+        assert got["vocals"].shape == ref["vocals"].shape
+        torch.testing.assert_close(got["mixture"], got["vocals"] + got["accompaniment"])
+        torch.testing.assert_close(got["accompaniment"], ref["accompaniment"])  # the voice only
+        voice = ds.voice_draw(*key)
+        assert -3.0 <= voice["semitones"] <= 3.0 and 10 ** (-5 / 20) <= voice["gain"] <= 10 ** (5 / 20)
+        if voice["semitones"] == 0.0:
+            torch.testing.assert_close(got["vocals"], ref["vocals"] * voice["gain"])
+        else:
+            shifted += 1
+            track, offset = plain.draw(*key)
+            raw = clips.arrays(track).arrays["vocals"][offset:]
+            from lightning_mad.data.excerpts import transpose
+
+            expected = transpose(raw, voice["semitones"], 8192) * voice["gain"]
+            torch.testing.assert_close(got["vocals"], torch.from_numpy(expected))
+        assert with_gain.augmentation_draw(*key) == RandomExcerpts(
+            clips, 8192, seed=3, augment={"gain_db": 3.0}).augmentation_draw(*key)  # its own stream
+    assert 6 <= shifted <= 15  # p = 0.7 of 16
+    with pytest.raises(ValueError, match="snr_db"):
+        Augmentation(snr_db=[5.0, -5.0])
+    with pytest.raises(ValueError, match="transpose"):
+        Augmentation(transpose_semitones=2.0, transpose_p=1.5)

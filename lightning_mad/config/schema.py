@@ -35,6 +35,8 @@ class LossSection:
     diag_l1: float = 1e-2  # lambda_1: L1 of the mask layer's main diagonal
     diag_l1_grad: bool = False  # §13.4: False = computed on .data (no gradient) as released
     denoiser_l2: float = 1e-4  # lambda_2: squared Frobenius norm of the denoiser decoder weight
+    # MaD's distance D of both terms: "kl" = generalised KL (the paper's, MAD-SPEC §5) | "l1" = L1 of magnitudes
+    divergence: str = "kl"
     kwargs: dict = field(default_factory=dict)  # loss settings of other model families (comparators)
 
 
@@ -47,6 +49,13 @@ class OptimSection:
     max_epochs: int = 100
     max_steps: int = -1  # > 0: stop after this many optimiser steps (replays a budgeted run exactly)
     excerpts_per_epoch: int = 2048  # random sampler only; the released sampler covers its whole grid
+    # learning-rate schedule over optimiser steps: "constant" (the paper's) | "cosine" (lr -> lr * min_factor
+    # along a half cosine) | "step" (lr * decay_factor from decay_at * schedule_steps on, Park et al.'s x0.2)
+    schedule: str = "constant"
+    schedule_steps: int = 0  # steps the schedule spans; 0 = optim.max_steps
+    decay_at: float = 0.8  # "step": fraction of schedule_steps where the rate drops
+    decay_factor: float = 0.2  # "step": the drop
+    min_factor: float = 0.0  # "cosine": final rate / lr
 
 
 @dataclass
@@ -59,6 +68,10 @@ class AugmentSection:
     gain_db: float = 0.0  # > 0: each source (vocals, accompaniment) scaled by a uniform gain in [-g, +g] dB
     remix: float = 0.0  # probability that the vocals come from one clip and the accompaniment from another
     independent_offsets: bool = False  # remixed sources start at independent random offsets
+    # vocals transposed by resampling with probability transpose_p, by a uniform shift in +-transpose_semitones
+    transpose_semitones: float = 0.0
+    transpose_p: float = 0.0
+    snr_db: list = field(default_factory=list)  # [low, high]: vocals scaled by a uniform gain in that range (dB)
 
 
 @dataclass
@@ -80,6 +93,7 @@ class DataSection:
     cache_dir: Optional[str] = None
     split: str = "test"  # split scored by `lightning-mad evaluate`
     protocols: list = field(default_factory=list)  # default evaluation protocols of this data preset (first = primary)
+    holdout: Optional[str] = None  # data=mir1k_loso: the held-out (scored) training singer, abjones | amy
     augment: AugmentSection = field(default_factory=AugmentSection)
 
 

@@ -13,7 +13,8 @@ Two schemes, each a (sampler, dataset) pair; the sampler yields keys, the datase
   number of workers. Tracks shorter than an excerpt are zero-padded at the end. Optional augmentation
   (:class:`Augmentation`: random gain per source, vocals of one clip remixed with the accompaniment of another,
   independent offsets of the two sources) draws from its own stream ``default_rng([seed, epoch, index, 1])``, so it
-  repeats exactly and leaves the unaugmented draws unchanged.
+  repeats exactly and leaves the unaugmented draws unchanged; the voice changes (transposition, mixing SNR) draw
+  from a third, ``default_rng([seed, epoch, index, 2])``, so switching them on leaves the other draws unchanged.
 * **released** (:class:`ReleasedSampler` + :class:`ReleasedExcerpts`, MAD-SPEC §1 "Sequencing" and §6): tracks in
   name order, in groups of 4; each group's audio is concatenated end to end and zero-padded to the next multiple of
   the stride (a whole stride when already a multiple); windows of S samples start at multiples of the stride and
@@ -92,6 +93,11 @@ class Augmentation:
             ``[-gain_db, +gain_db]`` dB (stems follow their source: bass/drums/other take the accompaniment's gain).
         remix: probability that the accompaniment comes from another clip (drawn like the first, by length).
         independent_offsets: when not remixed, the accompaniment starts at an independent offset of the same clip.
+        transpose_semitones, transpose_p: with probability ``transpose_p`` the vocals are transposed by a uniform
+            ``s`` in ``[-transpose_semitones, +transpose_semitones]`` semitones by resampling (:func:`transpose`:
+            formants move too, the excerpt keeps its length and its first sample's position).
+        snr_db: ``[low, high]``: the vocals are scaled by ``10 ** (snr / 20)``, ``snr`` uniform in that range (dB,
+            relative to the corpus's own mix: on MIR-1K's 0 dB clips the mixing SNR); ``[]`` = off.
 
     Whenever a source is changed, the mixture is rebuilt as vocals + accompaniment.
     """
@@ -99,14 +105,52 @@ class Augmentation:
     gain_db: float = 0.0
     remix: float = 0.0
     independent_offsets: bool = False
+    transpose_semitones: float = 0.0
+    transpose_p: float = 0.0
+    snr_db: tuple = ()
 
     def __post_init__(self):
         if self.gain_db < 0 or not 0.0 <= self.remix <= 1.0:
             raise ValueError(f"augmentation needs gain_db >= 0 and remix in [0, 1], got {self}")
+        if self.transpose_semitones < 0 or not 0.0 <= self.transpose_p <= 1.0:
+            raise ValueError(f"augmentation needs transpose_semitones >= 0 and transpose_p in [0, 1], got {self}")
+        snr = tuple(float(x) for x in (self.snr_db or ()))
+        if snr and (len(snr) != 2 or snr[0] > snr[1]):
+            raise ValueError(f"augmentation snr_db must be [low, high] in dB with low <= high, got {list(snr)}")
+        object.__setattr__(self, "snr_db", snr)
+
+    @property
+    def transposes(self) -> bool:
+        return self.transpose_semitones > 0 and self.transpose_p > 0
+
+    @property
+    def changes_voice(self) -> bool:
+        return self.transposes or bool(self.snr_db)
 
     @property
     def active(self) -> bool:
-        return self.gain_db > 0 or self.remix > 0 or self.independent_offsets
+        return self.gain_db > 0 or self.remix > 0 or self.independent_offsets or self.changes_voice
+
+
+def transpose(audio: np.ndarray, semitones: float, length: int) -> np.ndarray:
+    """Transpose mono audio by ``semitones`` through resampling (pitch and formants move, tempo changes with them).
+
+    The signal is resampled by ``2 ** (-semitones / 12)`` (soxr "HQ"; played at the original rate it sounds
+    ``semitones`` higher) and cut or zero-padded to ``length`` samples. Sample 0 stays sample 0 (soxr compensates
+    its filter delay), so the output starts where the input does; input sample ``i`` lands near
+    ``i * 2 ** (-semitones / 12)``. ``semitones=0`` returns the first ``length`` samples unchanged.
+    Shapes: audio (n,) -> (length,) float32.
+    """
+    import soxr
+
+    audio = np.asarray(audio, dtype=np.float32)
+    if semitones != 0.0:
+        ratio = 2.0 ** (semitones / 12.0)
+        audio = soxr.resample(audio, 44100.0 * ratio, 44100.0, quality="HQ").astype(np.float32)
+    out = np.zeros(length, dtype=np.float32)
+    n = min(length, audio.shape[0])
+    out[:n] = audio[:n]
+    return out
 
 
 class RandomExcerpts(_Excerpts):
@@ -157,6 +201,22 @@ class RandomExcerpts(_Excerpts):
         gains = 10.0 ** (rng.uniform(-aug.gain_db, aug.gain_db, size=2) / 20.0) if aug.gain_db > 0 else (1.0, 1.0)
         return {"accompaniment": other, "gains": (float(gains[0]), float(gains[1]))}
 
+    def voice_draw(self, epoch: int, index: int) -> dict:
+        """The voice changes of excerpt ``index`` of ``epoch``: ``{semitones: float (0 = none), gain: linear}``."""
+        aug, rng = self.augment, np.random.default_rng([self.seed, int(epoch), int(index), 2])
+        semitones = 0.0
+        if aug.transposes and rng.random() < aug.transpose_p:
+            semitones = float(rng.uniform(-aug.transpose_semitones, aug.transpose_semitones))
+        gain = 10.0 ** (float(rng.uniform(*aug.snr_db)) / 20.0) if aug.snr_db else 1.0
+        return {"semitones": semitones, "gain": gain}
+
+    def _transposed_vocals(self, track: int, offset: int, semitones: float) -> torch.Tensor:
+        """(S,) vocals of ``track`` from ``offset`` transposed by ``semitones`` (zeros past the clip's end)."""
+        ratio = 2.0 ** (semitones / 12.0)
+        n = int(np.ceil(self.excerpt_samples * ratio)) + 1024  # source span, with a margin for the filter's tail
+        vocals = self.tracks.arrays(track).arrays["vocals"][offset: offset + n]
+        return torch.from_numpy(transpose(vocals, semitones, self.excerpt_samples))
+
     def __getitem__(self, key: tuple[int, int]) -> dict[str, torch.Tensor]:
         track, offset = self.draw(*key)
         excerpt = self._excerpt_at(track, offset)
@@ -165,7 +225,13 @@ class RandomExcerpts(_Excerpts):
         choice = self.augmentation_draw(*key)
         accomp = excerpt if choice["accompaniment"] is None else self._excerpt_at(*choice["accompaniment"])
         g_voc, g_acc = choice["gains"]
-        out = {"vocals": excerpt["vocals"] * g_voc, "accompaniment": accomp["accompaniment"] * g_acc}
+        vocals = excerpt["vocals"]
+        if self.augment.changes_voice:
+            voice = self.voice_draw(*key)
+            if voice["semitones"] != 0.0:
+                vocals = self._transposed_vocals(track, offset, voice["semitones"])
+            g_voc *= voice["gain"]
+        out = {"vocals": vocals * g_voc, "accompaniment": accomp["accompaniment"] * g_acc}
         out["mixture"] = out["vocals"] + out["accompaniment"]
         if self.with_stems:  # (4, S): bass, drums, other follow the accompaniment; the vocals stem the vocals
             out["stems"] = torch.cat([accomp["stems"][:3] * g_acc, out["vocals"][None]])

@@ -37,6 +37,8 @@ class MIR1KDataset(TrackDataset):
         root: the folder holding ``Wavfile/``.
         split: ``"train"`` (abjones, amy), ``"test"`` (the 17 other singers) or None (all); ignored if ``singers``.
         singers: keep only these singers.
+        exclude_singers: drop these singers (after ``split`` / ``singers``); each must have clips there, so a
+            misspelt name fails. Leave-one-singer-out training: ``split="train", exclude_singers=["amy"]``.
         tracks: keep only these clip names (each must exist).
         snr_db: voice-to-accompaniment gain in dB applied to the voice (0 = MIR-1K's own 0 dB mixture).
         cache_dir: optional on-disk cache folder.
@@ -47,7 +49,8 @@ class MIR1KDataset(TrackDataset):
     corpus = "mir1k"
 
     def __init__(self, root, split: str | None = None, singers: list[str] | None = None,
-                 tracks: list[str] | None = None, snr_db: float = 0.0, cache_dir=None):
+                 tracks: list[str] | None = None, snr_db: float = 0.0, cache_dir=None,
+                 exclude_singers: list[str] | None = None):
         super().__init__(cache_dir)
         if split not in (None, "train", "test"):
             raise ValueError(f"MIR-1K split must be 'train', 'test' or None, got {split!r}")
@@ -61,6 +64,13 @@ class MIR1KDataset(TrackDataset):
             files = {k: p for k, p in files.items() if singer_of(k) in set(singers)}
         elif split is not None:
             files = {k: p for k, p in files.items() if (singer_of(k) in TRAIN_SINGERS) == (split == "train")}
+        if exclude_singers:
+            present = {singer_of(k) for k in files}
+            unknown = sorted({str(s) for s in exclude_singers} - present)
+            if unknown:
+                raise DatasetError(f"MIR-1K {wav_dir}: exclude_singers {unknown} have no clips here "
+                                   f"(singers present: {sorted(present)})")
+            files = {k: p for k, p in files.items() if singer_of(k) not in set(exclude_singers)}
         files = {k: files[k] for k in restrict_names(files, tracks, f"MIR-1K {wav_dir}",
                                                      "clips (in this split)")}
         if not files:

@@ -14,6 +14,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from lightning_mad.models.base import SeparationModel
+from lightning_mad.models.input_norm import InputNorm
 from lightning_mad.models.recurrent import RELEASED_STOP_GROUP, ResidualBiGRUEncoder, init_gru_, recurrent_inference
 
 
@@ -55,6 +56,8 @@ class MaDConfig:
     backward_alignment: str = "mirrored"  # spec §13.6: "mirrored" (all released code) | "aligned"
     decoder_residual: bool = False  # spec §13.8: first 2F mixture bins added to the first decoder pass [code:mss-init]
     denoiser_bins: int | None = None  # denoiser bottleneck; None = N // 2 (1024) [code:mss]
+    # normalisation of the encoder's view only (models/input_norm.py): "none" (released) | "excerpt" | "learned"
+    input_norm: str = "none"
     # STFT (MAD-SPEC §1); edge padding None = full coverage (suite), 3 = released code
     win_length: int = 2049
     n_fft: int = 4096
@@ -74,6 +77,8 @@ class Masker(nn.Module):
             raise ValueError(f"decoder must be 'ris' or 'nri', got {cfg.decoder!r}")
         if cfg.decoder_residual and cfg.decoder != "ris":
             raise ValueError("decoder_residual needs the 2F decoder (decoder='ris')")
+        # None when off, so the released structure (state_dict, parameter count) is unchanged
+        self.input_norm = InputNorm(cfg.input_norm, f) if cfg.input_norm != "none" else None
         self.encoder = ResidualBiGRUEncoder(f, cfg.encoder_residual, cfg.backward_alignment)
         self.decoder = nn.GRU(2 * f, hidden, batch_first=True)
         init_gru_(self.decoder)
@@ -86,7 +91,8 @@ class Masker(nn.Module):
         training-only twin, :mod:`lightning_mad.models.twinnet`)."""
         ctx, f = self.cfg.context, self.cfg.enc_bins
         n_steps = x.shape[1]
-        h_enc = self.encoder(x[..., :f])[:, ctx : n_steps - ctx]  # (B, T', 2F)
+        view = x[..., :f] if self.input_norm is None else self.input_norm(x[..., :f])
+        h_enc = self.encoder(view)[:, ctx : n_steps - ctx]  # (B, T', 2F)
         residual = x[:, ctx : n_steps - ctx, : 2 * f] if self.cfg.decoder_residual else None
         if self.cfg.decoder == "nri":
             n_iter = 0

@@ -12,6 +12,7 @@ import pytorch_lightning as pl
 
 from lightning_mad.inference.separator import Separator, track_sequences
 from lightning_mad.models import model_from_config
+from lightning_mad.systems.schedules import lr_factor
 
 
 def fused_adam(params, lr: float) -> torch.optim.Adam:
@@ -166,5 +167,11 @@ class SeparationSystem(pl.LightningModule):
         if name == "adam" and self._trainer is not None and "mixed" in str(self.trainer.precision):
             # Lightning's mixed-precision plugin refuses to clip the gradients of a fused optimiser (it would
             # unscale them itself); the multi-tensor Adam makes the same update
-            return torch.optim.Adam(self.model.parameters(), lr=optim.get("lr", 1e-4))
-        return OPTIMIZERS[name](self.model.parameters(), lr=optim.get("lr", 1e-4))
+            optimizer = torch.optim.Adam(self.model.parameters(), lr=optim.get("lr", 1e-4))
+        else:
+            optimizer = OPTIMIZERS[name](self.model.parameters(), lr=optim.get("lr", 1e-4))
+        factor = lr_factor(optim)  # optim.schedule (None: constant)
+        if factor is None:
+            return optimizer
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

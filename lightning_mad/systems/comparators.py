@@ -173,11 +173,12 @@ class CHASystem(SeparationSystem):
                            "(loss.kwargs.without_stems=two_source). Not the released objective.")
 
     def configure_optimizers(self):
-        optimizer = super().configure_optimizers()
+        configured = super().configure_optimizers()  # an optimizer, or a dict with a schedule
+        optimizer = configured["optimizer"] if isinstance(configured, dict) else configured
         if isinstance(optimizer, torch.optim.Adadelta):
             for group in optimizer.param_groups:
                 group["rho"] = LASAGNE_ADADELTA_RHO
-        return optimizer
+        return configured
 
 
 class GRASystem(SeparationSystem):

@@ -4,7 +4,8 @@ from __future__ import annotations
 import torch
 
 from lightning_mad.inference.settings import resolve
-from lightning_mad.losses import generalized_kl, training_target
+from lightning_mad.losses import divergence, training_target
+from lightning_mad.models.input_norm import InputNorm
 from lightning_mad.systems.base import SeparationSystem
 
 
@@ -12,12 +13,14 @@ def mad_objective(out: dict, target: torch.Tensor, model, loss_cfg: dict) -> tup
     """Total MaD loss from a forward output and the (B, T', N) target.
 
     ``L = D(Y||V) + [D(Y||V') if gate passes] + lambda1 * sum|diag W_mask| + lambda2 * ||W_den_dec||_F^2``.
+    D is ``loss.divergence``: the generalised KL (``"kl"``, the paper's) or the L1 distance of magnitudes (``"l1"``).
     The gate (``masker_loss_gate``, [code:mss]) adds the masker term only when D(Y||V') >= mask_loss_threshold
     and D(Y||V) >= good_loss_threshold (batch-level). ``diag_l1_grad=False`` adds the diagonal penalty as a
     constant (the released code computes it on ``.data``).
     """
-    l_den = generalized_kl(target, out["vocals"])
-    l_mask = generalized_kl(target, out["masker"])
+    distance = divergence(loss_cfg.get("divergence", "kl"))
+    l_den = distance(target, out["vocals"])
+    l_mask = distance(target, out["masker"])
     if loss_cfg.get("masker_loss_gate", True):
         use_mask = bool(l_mask.detach() >= loss_cfg.get("mask_loss_threshold", 1.5)) and bool(
             l_den.detach() >= loss_cfg.get("good_loss_threshold", 0.25))
@@ -43,6 +46,19 @@ class MaDSystem(SeparationSystem):
         if getattr(self, "_training_inference", None) is None:
             self._training_inference = resolve(self.model, self.hparams.train_inference, report=False)
         return self._training_inference
+
+    def on_fit_start(self) -> None:
+        """A learned input normalisation (``model.kwargs.input_norm=learned``) starts from the per-bin mean and
+        std of 64 training excerpts (epoch 0's first draws), once: a resumed run keeps its trained values."""
+        norms = [m for m in self.model.modules() if isinstance(m, InputNorm) and m.needs_fit]
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if not norms or datamodule is None:
+            return
+        excerpts = datamodule.excerpts()
+        audio = torch.stack([excerpts[(0, i)]["mixture"] for i in range(64)]).to(self.device)
+        magnitudes = self.magnitudes(audio)  # (64, T, N)
+        for norm in norms:
+            norm.fit_(magnitudes[..., : norm.shift.shape[0]])
 
     def sequence_loss(self, seqs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
         loss_cfg = self.hparams.loss
