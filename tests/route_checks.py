@@ -20,6 +20,19 @@ def forward_and_grads(model: torch.nn.Module, x: torch.Tensor, **settings) -> di
     return result
 
 
+def count_gru_calls(monkeypatch) -> list[bool]:
+    """Patch ``nn.GRU.forward`` to record each call (whether gradients were on); returns the growing record."""
+    calls: list[bool] = []
+    original = torch.nn.GRU.forward
+
+    def counted(self, *args, **kwargs):
+        calls.append(torch.is_grad_enabled())
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.GRU, "forward", counted)
+    return calls
+
+
 def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
     """``||a - b|| / ||b||`` (Frobenius; 0 when both are zero)."""
     norm = float(b.double().norm())

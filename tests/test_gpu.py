@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from lightning_mad import build_model
-from route_checks import forward_and_grads, train_losses, worst
+from route_checks import count_gru_calls, forward_and_grads, train_losses, worst
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (torch sees none here)")]
@@ -47,14 +47,7 @@ def test_cuda_forward_and_gradients_equal_the_cpu(monkeypatch, name, settings, c
     model = build_model(name)
     x = torch.rand(batch, model.seq_len, model.cfg.n_bins)
     cpu = forward_and_grads(model, x, **settings)
-    calls = []
-    original = torch.nn.GRU.forward
-
-    def counted(self, *args, **kwargs):
-        calls.append(torch.is_grad_enabled())
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(torch.nn.GRU, "forward", counted)
+    calls = count_gru_calls(monkeypatch)
     cuda = forward_and_grads(copy.deepcopy(model).cuda(), x.cuda(), **settings)
     assert calls == [True] * cudnn_calls  # CUDA training runs the plain GRUs through nn.GRU (cuDNN)
     outs = [k for k in cpu if k.startswith("out:")]

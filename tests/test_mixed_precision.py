@@ -6,7 +6,7 @@ import torch
 from lightning_mad import build_model
 from lightning_mad.models import recurrent
 from lightning_mad.models.recurrent import ResidualBiGRUEncoder, run_gru
-from route_checks import forward_and_grads, train_losses, worst
+from route_checks import count_gru_calls, forward_and_grads, train_losses, worst
 
 # bfloat16 keeps 8 bits of mantissa (relative rounding 2^-9 = 0.2 %): outputs and gradients of the small models
 # here stay within a few per cent of float32 (measured on the CPU: relative error at most 0.7 % for outputs, 2.0 %
@@ -90,14 +90,7 @@ def test_cudnn_route_equals_the_scan(monkeypatch, name, settings, routed):
             torch.nn.init.normal_(p, std=0.1)
     x = torch.rand(3, 12, 129)
     scan = forward_and_grads(model, x, **settings)
-    calls = []
-    original = torch.nn.GRU.forward
-
-    def counted(self, *args, **kwargs):
-        calls.append(torch.is_grad_enabled())
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(torch.nn.GRU, "forward", counted)
+    calls = count_gru_calls(monkeypatch)
     monkeypatch.setattr(recurrent, "native_gru", lambda x: True)
     native = forward_and_grads(model, x, **settings)
     assert calls == [True] * routed
