@@ -87,7 +87,7 @@ def run_table(
     from lightning_mad.evaluate import TrackSelection, evaluate
     from lightning_mad.evaluation.protocols import get_protocol
     from lightning_mad import machine
-    from lightning_mad.train import train
+    from lightning_mad.train import checkpoint_step, train
 
     clock = machine.PhaseClock()
     overrides = list(overrides or [])
@@ -161,7 +161,7 @@ def run_table(
                 raise RuntimeError(f"row {row['name']}: training left no checkpoint (profile {profile!r} with "
                                    f"checkpoints disabled?)")
             by_epochs = not cfg.trainer.get("max_time") and cfg.optim.max_steps <= 0
-            budget = {"epochs": cfg.optim.max_epochs if by_epochs else None, "steps": _steps(ckpt),
+            budget = {"epochs": cfg.optim.max_epochs if by_epochs else None, "steps": checkpoint_step(ckpt),
                       "train_seconds": _train_seconds(cfg)}
             train_data = cfg.data.preset
             with clock.phase("evaluate", row["name"]):
@@ -304,13 +304,6 @@ def _train_seconds(cfg):
 
     value = cfg.trainer.get("max_time")
     return max_time_seconds(value) if value else None
-
-
-def _steps(ckpt: str) -> int:
-    """Optimiser steps of a row's checkpoint (``train()`` always leaves a Lightning checkpoint)."""
-    import torch
-
-    return int(torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"])
 
 
 def to_markdown(df: pd.DataFrame, protocol: str, aggregation: str, data: str, profile: str,

@@ -46,11 +46,11 @@ def torch_load_epoch(ckpt: str) -> int:
     return int(torch.load(ckpt, map_location="cpu", weights_only=True).get("epoch", -1)) + 1
 
 
-def _checkpoint_step(ckpt: str) -> int:
-    """Optimiser steps stored in a checkpoint (``global_step``)."""
+def checkpoint_step(ckpt: str) -> int:
+    """Optimiser steps stored in a Lightning checkpoint (``global_step``)."""
     import torch
 
-    return int(torch.load(ckpt, map_location="cpu", weights_only=True).get("global_step", 0))
+    return int(torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"])
 
 
 def build_system(cfg: DictConfig):
@@ -221,7 +221,7 @@ def train(cfg: DictConfig) -> dict:
             callbacks.append(BestSnapshots(ckpt, timer, cfg.checkpoint.snapshot_minutes))
     last = out / "checkpoints" / "last.ckpt"
     resume = str(last) if ckpt is not None and last.is_file() else None
-    resume_step = _checkpoint_step(resume) if resume else 0
+    resume_step = checkpoint_step(resume) if resume else 0
     if not t.fast_dev_run:
         rank_zero_only(_record_segment)(out, code, commit, resume_step)
     logger = _logger(cfg, out, resolved)

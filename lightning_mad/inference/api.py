@@ -83,7 +83,7 @@ def load_model(source: str | Path | None = None, device: str | torch.device = "c
                 "or say --random-weights (random_weights=true) if random weights are meant")
         torch.manual_seed(0)
         model, info = build_model(source), {"weights": "random (untrained)"}
-        inference = dict(TINY_SETTINGS) if source.startswith("tiny") else {}
+        inference = dict(TINY_SETTINGS) if is_test_architecture(source) else {}
     else:
         path = Path(source)
         if not path.is_file():
