@@ -96,7 +96,7 @@ def data_wait_fraction(cfg, s_per_step: float, batches: int = 4) -> float:
 
 
 def run_pilot(name: str, overrides: list[str], train_singer: str, seed: int, steps: int, experiment: str,
-              out: str, peak: float) -> dict:
+              out: str, peak: float) -> tuple[dict, pd.DataFrame]:
     from lightning_mad.config.load import load_config
     from lightning_mad.evaluate import evaluate
     from lightning_mad.evaluation.aggregate import mir1k_scores
@@ -126,27 +126,33 @@ def run_pilot(name: str, overrides: list[str], train_singer: str, seed: int, ste
             "GNSDR_vocals": scores["GNSDR"], "GNSDR_accomp": scores["acc_GNSDR"], "GSIR_vocals": scores["GSIR"],
             "GSAR_vocals": scores["GSAR"], "NSDR_vocals_std": v_std, "NSDR_vocals_iqr": v_iqr,
             "NSDR_accomp_std": a_std, "NSDR_accomp_iqr": a_iqr, "eval_minutes": eval_minutes,
-            "commit": revision, "overrides": " ".join(overrides)}
+            "commit": revision, "overrides": " ".join(overrides)}, clip_rows(name, train_singer, seed, steps, df)
 
 
-def per_clip_nsdr(out: str, experiment: str, row, target: str = "vocals") -> pd.Series | None:
-    """Per-clip NSDR of ``target`` of one results row, read back from its run folder (None when it is gone)."""
-    run = Path(out) / f"{experiment}-{row.pilot}-{row.train_singer}2{row.scored_singer}-seed{row.seed}-{row.steps}steps"
-    path = run / "eval" / f"loso-{row.scored_singer}" / "mir1k" / "results.csv"
-    if not path.is_file():
-        return None
-    df = pd.read_csv(path)
-    return df[(df["target"] == target) & (df["metric"] == "NSDR")].set_index("track")["score"].astype(float)
+CLIP_COLUMNS = ["pilot", "train_singer", "seed", "steps", "track", "target", "NSDR"]
 
 
-def paired_deltas(table: pd.DataFrame, out: str, experiment: str) -> list[str]:
+def clip_rows(name: str, train_singer: str, seed: int, steps: int, df: pd.DataFrame) -> pd.DataFrame:
+    """The per-clip NSDR of one pilot (both targets), kept beside the results so paired deltas outlive runs/."""
+    nsdr = df[df["metric"] == "NSDR"][["track", "target", "score"]].rename(columns={"score": "NSDR"})
+    return nsdr.assign(pilot=name, train_singer=train_singer, seed=seed, steps=steps)[CLIP_COLUMNS]
+
+
+def per_clip_nsdr(clips: pd.DataFrame, row, target: str = "vocals") -> pd.Series | None:
+    """Per-clip NSDR of ``target`` of one results row, from the clips file (None when it holds none)."""
+    sel = clips[(clips["pilot"] == row.pilot) & (clips["train_singer"] == row.train_singer)
+                & (clips["seed"] == row.seed) & (clips["steps"] == row.steps) & (clips["target"] == target)]
+    return sel.set_index("track")["NSDR"].astype(float) if len(sel) else None
+
+
+def paired_deltas(table: pd.DataFrame, clips: pd.DataFrame) -> list[str]:
     """Per direction and step count: each pilot's NSDR minus the seed-0 baseline's, clip by clip (mean and its
     standard error over clips), vocals and accompaniment, beside the baseline's seed-to-seed difference."""
     lines = []
     for (scored, steps), group in table.groupby(["scored_singer", "steps"]):
         base = group[(group["pilot"] == "baseline") & (group["seed"] == 0)]
         first = next(base.itertuples()) if len(base) else None
-        ref = {t: per_clip_nsdr(out, experiment, first, t) for t in ("vocals", "accompaniment")} if first else None
+        ref = {t: per_clip_nsdr(clips, first, t) for t in ("vocals", "accompaniment")} if first else None
         if ref is None or ref["vocals"] is None:
             continue
         lines += ["", f"Paired over the {len(ref['vocals'])} clips of {scored}, {steps} steps: NSDR minus "
@@ -157,8 +163,8 @@ def paired_deltas(table: pd.DataFrame, out: str, experiment: str) -> list[str]:
                 continue
             cells = []
             for target in ("vocals", "accompaniment"):
-                clips = per_clip_nsdr(out, experiment, r, target)
-                d = (clips - ref[target]).dropna() if clips is not None else pd.Series(dtype=float)
+                mine = per_clip_nsdr(clips, r, target)
+                d = (mine - ref[target]).dropna() if mine is not None else pd.Series(dtype=float)
                 cells.append(f"{d.mean():+.2f} +- {d.std(ddof=1) / len(d) ** 0.5:.2f}" if len(d) > 1 else "n/a")
             lines.append(f"| {r.pilot} | {r.seed} | {cells[0]} | {cells[1]} |")
     return lines
@@ -183,8 +189,8 @@ def to_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def read_results(csv: Path) -> pd.DataFrame:
-    return pd.read_csv(csv) if csv.is_file() else pd.DataFrame(columns=COLUMNS)
+def read_results(csv: Path, columns: list[str] = COLUMNS) -> pd.DataFrame:
+    return pd.read_csv(csv) if csv.is_file() else pd.DataFrame(columns=columns)
 
 
 def take_claim(path: Path) -> bool:
@@ -219,14 +225,15 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     if args.table_only:
         table = read_results(Path(args.results + ".csv"))
-        text = to_markdown(table) + "\n".join(paired_deltas(table, args.out, args.experiment)) + "\n"
+        clips = read_results(Path(args.results + "-clips.csv"), CLIP_COLUMNS)
+        text = to_markdown(table) + "\n".join(paired_deltas(table, clips)) + "\n"
         Path(args.results + ".md").write_text(text)
         print(text)
         return
     unknown = sorted(set(args.only or []) - set(PILOTS))
     if unknown:
         ap.error(f"unknown pilots {unknown}; known: {', '.join(PILOTS)}")
-    csv, md = Path(args.results + ".csv"), Path(args.results + ".md")
+    csv, md, clips_csv = (Path(args.results + suffix) for suffix in (".csv", ".md", "-clips.csv"))
     directions = list(DIRECTIONS) if args.direction == "both" else [args.direction]
     for name in args.only or PILOTS:
         for train_singer in directions:
@@ -246,13 +253,16 @@ def main(argv=None) -> None:
                 peak = gemm_gflops(2048, 2048, 2048, 1.0)
                 print(f"pilot {name} {train_singer}->{DIRECTIONS[train_singer]} seed {seed}, {args.steps} steps; "
                       f"GEMM peak (2048^3 float32, now): {peak:.0f} GFLOP/s", flush=True)
-                row = run_pilot(name, PILOTS[name], train_singer, seed, args.steps, args.experiment, args.out, peak)
+                row, per_clip = run_pilot(name, PILOTS[name], train_singer, seed, args.steps, args.experiment,
+                                          args.out, peak)
                 print(row, flush=True)
                 claim.unlink(missing_ok=True)
                 done = pd.concat([read_results(csv), pd.DataFrame([row])], ignore_index=True).reindex(columns=COLUMNS)
+                clips = pd.concat([read_results(clips_csv, CLIP_COLUMNS), per_clip], ignore_index=True)
                 csv.parent.mkdir(parents=True, exist_ok=True)
                 done.to_csv(csv, index=False, float_format="%.4f")
-                md.write_text(to_markdown(done) + "\n".join(paired_deltas(done, args.out, args.experiment)) + "\n")
+                clips.to_csv(clips_csv, index=False, float_format="%.4f")
+                md.write_text(to_markdown(done) + "\n".join(paired_deltas(done, clips)) + "\n")
 
 
 if __name__ == "__main__":
