@@ -98,7 +98,7 @@ def data_wait_fraction(cfg, s_per_step: float, batches: int = 4) -> float:
 def run_pilot(name: str, overrides: list[str], train_singer: str, seed: int, steps: int, experiment: str,
               out: str, peak: float) -> tuple[dict, pd.DataFrame]:
     from lightning_mad.config.load import load_config
-    from lightning_mad.evaluate import evaluate
+    from lightning_mad.evaluation.evaluate import evaluate
     from lightning_mad.evaluation.aggregate import mir1k_scores
     from lightning_mad.train import train
 

@@ -36,7 +36,7 @@ def tradeoff(checkpoint: str, taus=TAUS, limit: int | None = None, work: Path = 
     ``on_line(frame)`` is called after each new one (so an interrupted run resumes)."""
     from lightning_mad.data.mir1k import MIR1KDataset
     from lightning_mad.data.registry import sample_root
-    from lightning_mad.evaluate import TrackSelection
+    from lightning_mad.evaluation.evaluate import TrackSelection
     from lightning_mad.evaluation.aggregate import mir1k_scores
     from lightning_mad.evaluation.runner import evaluate_tracks
     from lightning_mad.inference.api import load_model

@@ -33,7 +33,7 @@ CANDIDATES = {
 
 def _mir1k(ckpt: str, split: str, out: Path, overrides: dict, limit=None) -> dict:
     from lightning_mad.config.load import load_config
-    from lightning_mad.evaluate import evaluate
+    from lightning_mad.evaluation.evaluate import evaluate
     from lightning_mad.evaluation.aggregate import mir1k_scores
 
     cfg = load_config(["experiment=gru_nri", *MIR1K, f"data.split={split}"])
@@ -43,7 +43,7 @@ def _mir1k(ckpt: str, split: str, out: Path, overrides: dict, limit=None) -> dic
 
 def _falcon(model: str, out: Path, overrides: dict) -> dict:
     from lightning_mad.config.load import load_config
-    from lightning_mad.evaluate import evaluate, summary_row
+    from lightning_mad.evaluation.evaluate import evaluate, summary_row
 
     cfg = load_config(["experiment=gru_nri", "data=sample", "logger.wandb=false"])
     ev = evaluate(cfg, model, overrides=overrides, protocols=["museval"], out_dir=out, tracks=[FALCON],

@@ -6,8 +6,6 @@ the CPU worker processes as before.
 """
 from __future__ import annotations
 
-import torch
-
 from lightning_mad.errors import ConfigError
 
 #: the help text of every ``device`` key / flag
@@ -16,12 +14,17 @@ DEVICE_HELP = "where the network separates: cpu, cuda or cuda:N (default: cuda w
 
 def default_device() -> str:
     """``"cuda"`` when torch sees a CUDA device, else ``"cpu"``."""
+    import torch
+
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def resolve_device(name: str | torch.device | None = None) -> str:
+def resolve_device(name=None) -> str:
     """The device a command separates on: ``name``, or :func:`default_device` when None / empty / ``"auto"``.
-    A CUDA device that torch cannot see (or an unknown name) is a one-line :class:`ConfigError`."""
+    A CUDA device that torch cannot see (or an unknown name) is a one-line :class:`ConfigError`. ``name`` may be
+    a string or a ``torch.device`` (torch is imported here, so the command line's help stays light)."""
+    import torch
+
     if name is None or str(name).strip() in ("", "auto"):
         return default_device()
     text = str(name).strip()

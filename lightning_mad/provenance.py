@@ -35,3 +35,15 @@ def library_versions() -> dict[str, str]:
 def provenance() -> dict:
     """``{"git_commit", "libraries"}``."""
     return {"git_commit": git_commit(), "libraries": library_versions()}
+
+
+def results_record(command: str | None = None) -> dict:
+    """What a results file carries beside its numbers: the date (UTC), the commit and library versions, this
+    machine's float32 GEMM peak measured now (GFLOP/s: CPU speed drifts between days) and the command that wrote
+    it (None when called from Python)."""
+    from datetime import datetime, timezone
+
+    from lightning_mad.machine import gemm_gflops
+
+    return {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), **provenance(),
+            "gemm_gflops": round(gemm_gflops(seconds=0.25), 1), "command": command}

@@ -8,7 +8,9 @@ import pytest
 
 from lightning_mad import cli
 from lightning_mad.config.load import load_config
-from lightning_mad.evaluate import default_protocols, explicit_inference, parse_args
+from lightning_mad.cli import parse_evaluate as parse_args
+from lightning_mad.data.specs import default_protocols
+from lightning_mad.evaluation.evaluate import explicit_inference
 
 FAST = ["inference.phase_iterations=1", "workers=0"]
 
@@ -54,6 +56,20 @@ def test_evaluate_mir1k_layout_both_protocols_and_resume(tmp_path, sample_root, 
         summary = pd.read_csv(out / protocol / "summary.csv")
         assert set(summary["target"]) == {"vocals", "accompaniment"}
         assert {"SDR", "SIR", "SAR"} <= set(summary["metric"])
+    # scores.json: the headline figures with their date, commit, GEMM peak and command
+    from lightning_mad.evaluation.aggregate import mir1k_scores
+
+    scores = json.loads((out / "scores.json").read_text())
+    assert scores["command"].startswith("lightning-mad evaluate model=tiny data=mir1k")
+    assert scores["date"][:4].isdigit() and scores["gemm_gflops"] > 0 and scores["git_commit"]
+    assert scores["tracks"] == {"mir1k": 1, "museval": 1}
+    expected = mir1k_scores(pd.read_csv(out / "mir1k" / "results.csv"))
+    assert scores["scores"]["mir1k"]["global"]["GNSDR"] == pytest.approx(expected["GNSDR"], abs=1e-3)
+    museval_median = scores["scores"]["museval"]["median_of_track_medians"]["vocals"]["SDR"]
+    summary = pd.read_csv(out / "museval" / "summary.csv")
+    row = summary[(summary["aggregation"] == "median_of_track_medians") & (summary["target"] == "vocals")
+                  & (summary["metric"] == "SDR")]
+    assert museval_median == pytest.approx(float(row["score"].iloc[0]), abs=1e-3)
     # second run: everything is reused, nothing is scored
     assert cli.main(args) == 0
     printed = capsys.readouterr().out
@@ -80,6 +96,8 @@ def test_evaluate_sample_with_explicit_protocol(tmp_path, capsys):
     (["model=tiny", "data=sample", "protocol=nope"], "nope"),
     (["model=tiny", "data=sample", "tracks=not_a_track"], "not_a_track"),
     (["model=gru_nri", "data=sample"], "random_weights=true"),  # an architecture name: random weights refused
+    (["model=tiny", "profile=quick"], "profile= does not apply"),  # only the data group applies to evaluate
+    (["model=tiny", "data=sample", "inference.n_itr=3"], "n_itr"),  # the misspelt word is named
 ])
 def test_evaluate_errors_are_one_line(args, message, capsys):
     assert cli.main(["evaluate", *args]) == 2

@@ -5,7 +5,7 @@ import pandas as pd
 import yaml
 
 from lightning_mad import cli
-from lightning_mad.table import load_registry
+from lightning_mad.pipeline.registry import load_registry
 
 
 def test_project_mir1k_registry(project_root):

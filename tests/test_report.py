@@ -31,8 +31,8 @@ def _long_rows(method: str, tracks: list[str], base: float, rng) -> list[tuple]:
 def make_results(root: Path) -> tuple[Path, Path]:
     """A results folder and a runs folder with one of each input the report reads."""
     from lightning_mad.evaluation.store import LONG_COLUMNS
-    from lightning_mad.benchmark_mir1k import COLUMNS as MIR1K_COLUMNS
-    from lightning_mad.table import COLUMNS
+    from lightning_mad.report.cells import MIR1K_COLUMNS
+    from lightning_mad.report.cells import TABLE_COLUMNS as COLUMNS
 
     rng = np.random.default_rng(0)
     results, runs = root / "results", root / "runs"

@@ -140,7 +140,7 @@ def test_target_set_moves_sir_and_sar_but_not_sdr_or_isr(falcon_track):
 def test_registry_labels_the_comparability_fields(project_root):
     """poster.yaml: every row with ``official:`` has the pooled-frame counterpart of the same SiSEC 2016 method, and
     the MDL1 reference row names the museval target set, which is the one this suite's museval protocol scores."""
-    from lightning_mad.table import load_registry
+    from lightning_mad.pipeline.registry import load_registry
 
     reg = load_registry(project_root / "experiments" / "tables" / "poster.yaml")
     assert "50 tracks" in reg["official_pooled_provenance"] and "35626c4b" in reg["official_pooled_provenance"]

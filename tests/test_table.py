@@ -5,7 +5,7 @@ import pandas as pd
 import yaml
 
 from lightning_mad import cli
-from lightning_mad.table import load_registry
+from lightning_mad.pipeline.registry import load_registry
 
 
 def test_project_registry_lists_every_poster_row(project_root):
@@ -134,7 +134,7 @@ def test_table_rows_share_a_wandb_group_and_carry_their_row_name(tmp_path):
     import json
 
     from lightning_mad.config.load import experiments_dir, load_config, resolved_dict
-    from lightning_mad.table import row_config, table_group, with_wandb_row
+    from lightning_mad.pipeline.registry import row_config, table_group, with_wandb_row
     from lightning_mad import runs
     from lightning_mad.train import run_dir, train, wandb_settings
 

@@ -1,7 +1,8 @@
-"""One argument dialect for the research commands (``train``, ``evaluate``, ``table``, ``sweep``,
-``mir1k-benchmark``): every argument is ``key=value``.
+"""The ``key=value`` dialect of the research commands (``train``, ``evaluate``, ``table``, ``sweep``,
+``mir1k-benchmark``, ``report``, ``config``), declared in :mod:`lightning_mad.cli`.
 
-A command declares its own typed keys (:class:`Key`); every other argument goes to the config loader
+A command declares its own typed keys (:class:`Key`) and the config groups that apply to it; every other argument
+goes to the config loader
 (group choices such as ``profile=quick`` and dotted overrides such as ``optim.lr=3e-4``). Errors have one format,
 ``<command>: <argument>: <problem>``, raised as :class:`~lightning_mad.errors.ConfigError` (printed as one line).
 ``--help`` prints the usage, the command's own keys and the choices of each config group, read from the files
@@ -16,6 +17,7 @@ from typing import Any, Callable, Sequence
 from lightning_mad.errors import ConfigError
 
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+CONFIG_GROUPS = ("experiment", "profile", "fidelity", "data", "trainer")
 
 
 class HelpRequested(Exception):
@@ -83,6 +85,7 @@ class Command:
     description: str
     keys: Sequence[Key] = ()
     takes_config: bool = True  # other key=value arguments go to load_config
+    groups: Sequence[str] = CONFIG_GROUPS  # the config groups that apply (others are refused)
 
     def parse(self, args: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
         """(own typed values, with defaults; the rest for :func:`~lightning_mad.config.load.load_config`)."""
@@ -97,6 +100,9 @@ class Command:
             key, value = arg.split("=", 1)
             spec = next((k for k in self.keys if k.matches(key)), None)
             if spec is None:
+                if key in CONFIG_GROUPS and key not in self.groups:
+                    raise ConfigError(f"{self.name}: argument {arg!r}: {key}= does not apply to this command "
+                                      f"(lightning-mad {self.name} --help)")
                 if not self.takes_config:
                     raise ConfigError(f"{self.name}: argument {arg!r}: unknown key {key!r} "
                                       f"(lightning-mad {self.name} --help)")
@@ -118,28 +124,22 @@ class Command:
                 lines.append(f"  {name + '=' + k.kind.upper():<28} {k.help}{default}")
             lines.append("")
         if self.takes_config:
-            lines += config_help()
+            lines += config_help(self.groups)
         return "\n".join(lines)
 
 
-def config_help() -> list[str]:
-    """The config groups and their choices, read from ``experiments/`` and the protocol registry."""
+def config_help(groups: Sequence[str]) -> list[str]:
+    """The config groups that apply and their choices, read from ``experiments/``."""
     from lightning_mad.config.load import experiments_dir, list_experiments
-    from lightning_mad.evaluation.protocols import PROTOCOLS
 
     root = experiments_dir()
 
-    def presets(group: str) -> str:
+    def choices(group: str) -> str:
+        if group == "experiment":
+            return ", ".join(list_experiments())
         return ", ".join(sorted(p.stem for p in (root / "presets" / group).glob("*.yaml")))
 
-    return [
-        "config (any other key=value; later wins):",
-        f"  experiment=NAME   {', '.join(list_experiments())}",
-        f"  profile=NAME      {presets('profile')}",
-        f"  fidelity=NAME     {presets('fidelity')}",
-        f"  data=NAME         {presets('data')}",
-        f"  trainer=NAME      {presets('trainer')}",
-        f"  protocols         {', '.join(sorted(PROTOCOLS))} (evaluate protocol=...; default: the data preset's)",
-        "  SECTION.KEY=VALUE dotted override of the typed config (optim.lr=3e-4, data.root=DIR, inference.n_iter=3)",
-        f"  (files: {root})",
-    ]
+    lines = ["config (any other key=value; later wins; `lightning-mad config <command> ...` prints the result):"]
+    lines += [f"  {group + '=NAME':<17} {choices(group)}" for group in groups]
+    return lines + ["  SECTION.KEY=VALUE dotted override of the typed config (optim.lr=3e-4, data.root=DIR, "
+                    "inference.n_iter=3)", f"  (files: {root})"]

@@ -37,10 +37,12 @@ def experiments_dir() -> Path:
     return Path(env) if env else Path(__file__).resolve().parent.parent / "experiments"
 
 
-def _read_yaml(path: Path) -> DictConfig:
+def _read_yaml(path: Path, argument: str | None = None) -> DictConfig:
+    """A config file; a missing one is an error naming the argument that chose it and the choices."""
     if not path.is_file():
         options = sorted(p.stem for p in path.parent.glob("*.yaml")) if path.parent.is_dir() else []
-        raise ConfigError(f"{path}: no such config file (available: {', '.join(options) or 'none'})")
+        where = f"{argument}: no such choice ({path})" if argument else f"{path}: no such config file"
+        raise ConfigError(f"{where}; available: {', '.join(options) or 'none'}")
     return OmegaConf.load(path)
 
 
@@ -74,22 +76,21 @@ def split_overrides(args: list[str]) -> tuple[dict[str, str], list[str]]:
     return groups, dotted
 
 
-def load_config(args: list[str] | None = None, *, fallback: dict | None = None, **kwargs: str) -> DictConfig:
-    """Resolve a run config from command-line style overrides (``["experiment=gru_nri", "profile=quick"]``).
-
-    Keyword arguments are appended as overrides (``load_config(experiment="tiny", profile="debug")``).
-    ``fallback``: group choices that replace the profile's but not the experiment's (the table's ``data=``: a
-    row that names its corpus keeps it, the others get the table's).
-    """
+def config_layers(args: list[str] | None = None, *, fallback: dict | None = None, **kwargs: str
+                  ) -> list[tuple[str, DictConfig | list[str]]]:
+    """The layers a run config is merged from, in merge order: ``(label, layer)`` with the label naming the file
+    (``profile/budget``, ``fidelity/clean models.mad``, ``experiment gru_nri``); the last layer is
+    ``("command line", [dotted overrides])``. :func:`load_config` merges them; :func:`config_sources` says which
+    layer set each key."""
     args = list(args or []) + [f"{k}={v}" for k, v in kwargs.items()]
     groups, dotted = split_overrides(args)
     root = experiments_dir()
-    cfg = OmegaConf.structured(Config)
-    name = groups.get("experiment", cfg.experiment)
-    experiment = _read_yaml(root / f"{name}.yaml")
+    schema = OmegaConf.structured(Config)
+    name = groups.get("experiment", schema.experiment)
+    experiment = _read_yaml(root / f"{name}.yaml", f"experiment={name}")
     exp_defaults = experiment.pop("defaults", {}) or {}
-    profile_name = groups.get("profile", exp_defaults.get("profile", cfg.profile))
-    profile = _read_yaml(root / "presets" / "profile" / f"{profile_name}.yaml")
+    profile_name = groups.get("profile", exp_defaults.get("profile", schema.profile))
+    profile = _read_yaml(root / "presets" / "profile" / f"{profile_name}.yaml", f"profile={profile_name}")
     prof_defaults = dict(profile.pop("defaults", {}) or {})
     first, second = (prof_defaults, exp_defaults) if prof_defaults.pop("defaults_win", False) \
         else (exp_defaults, prof_defaults)
@@ -102,28 +103,78 @@ def load_config(args: list[str] | None = None, *, fallback: dict | None = None, 
             return exp_defaults.get(group, fallback[group])
         return first.get(group, second.get(group, schema_default))
 
-    fidelity_name = pick("fidelity", cfg.fidelity)
-    data_name = pick("data", cfg.data.preset)
-    trainer_name = pick("trainer", cfg.trainer.preset)
-    fidelity = _read_yaml(root / "presets" / "fidelity" / f"{fidelity_name}.yaml")
-    data = _read_yaml(root / "presets" / "data" / f"{data_name}.yaml")
-    trainer = _read_yaml(root / "presets" / "trainer" / f"{trainer_name}.yaml")
+    chosen = {"fidelity": pick("fidelity", schema.fidelity), "data": pick("data", schema.data.preset),
+              "trainer": pick("trainer", schema.trainer.preset)}
+    presets = {g: _read_yaml(root / "presets" / g / f"{v}.yaml", f"{g}={v}") for g, v in chosen.items()}
     try:
-        model_name = OmegaConf.merge(cfg, experiment).model.name
-        family = _model_family(model_name)
-        cfg = OmegaConf.merge(
-            cfg, *_with_family(fidelity, family, model_name), experiment,
-            *_with_family(profile, family, model_name),
-            {"data": data}, {"trainer": trainer},
-            {"experiment": name, "profile": profile_name, "fidelity": fidelity_name,
-             "data": {"preset": data_name}, "trainer": {"preset": trainer_name}},
-            OmegaConf.from_dotlist(dotted),
-        )
-    except ConfigError:
-        raise
+        model_name = OmegaConf.merge(schema, experiment).model.name
     except Exception as err:  # omegaconf's validation errors are multi-line; keep the first line
-        raise ConfigError(f"config error: {str(err).splitlines()[0]}") from err
+        raise ConfigError(f"experiment={name}: {str(err).splitlines()[0]}") from err
+    family = _model_family(model_name)
+    fid = _with_family(presets["fidelity"], family, model_name)
+    prof = _with_family(profile, family, model_name)
+    return [
+        ("schema default", schema),
+        (f"fidelity/{chosen['fidelity']}", fid[0]), (f"fidelity/{chosen['fidelity']} models.{family}", fid[1]),
+        (f"fidelity/{chosen['fidelity']} models.{model_name}", fid[2]),
+        (f"experiment {name}", experiment),
+        (f"profile/{profile_name}", prof[0]), (f"profile/{profile_name} models.{family}", prof[1]),
+        (f"profile/{profile_name} models.{model_name}", prof[2]),
+        (f"data/{chosen['data']}", OmegaConf.create({"data": presets["data"]})),
+        (f"trainer/{chosen['trainer']}", OmegaConf.create({"trainer": presets["trainer"]})),
+        ("group choice", OmegaConf.create({"experiment": name, "profile": profile_name,
+                                           "fidelity": chosen["fidelity"], "data": {"preset": chosen["data"]},
+                                           "trainer": {"preset": chosen["trainer"]}})),
+        ("command line", dotted),
+    ]
+
+
+def load_config(args: list[str] | None = None, *, fallback: dict | None = None, **kwargs: str) -> DictConfig:
+    """Resolve a run config from command-line style overrides (``["experiment=gru_nri", "profile=quick"]``).
+
+    Keyword arguments are appended as overrides (``load_config(experiment="tiny", profile="debug")``).
+    ``fallback``: group choices that replace the profile's but not the experiment's (the table's ``data=``: a
+    row that names its corpus keeps it, the others get the table's). A wrong key or value is a one-line
+    :class:`ConfigError` naming the argument or file it came from.
+    """
+    layers = config_layers(args, fallback=fallback, **kwargs)
+    cfg = layers[0][1]
+    for label, layer in layers[1:-1]:
+        try:
+            cfg = OmegaConf.merge(cfg, layer)
+        except Exception as err:  # omegaconf's validation errors are multi-line; keep the first line
+            raise ConfigError(f"{label}: {str(err).splitlines()[0]}") from err
+    for arg in layers[-1][1]:
+        try:
+            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([arg]))
+        except Exception as err:
+            raise ConfigError(f"argument {arg!r}: {str(err).splitlines()[0]}") from err
     return cfg
+
+
+def _leaves(node, prefix: str = "") -> list[str]:
+    """Dotted paths of the leaves of a plain container (a list is one leaf)."""
+    if isinstance(node, dict):
+        out = []
+        for k, v in node.items():
+            out += _leaves(v, f"{prefix}{k}.") if isinstance(v, dict) and v else [f"{prefix}{k}"]
+        return out
+    return [prefix.rstrip(".")]
+
+
+def config_sources(args: list[str] | None = None, **kwargs) -> tuple[DictConfig, dict[str, str]]:
+    """The resolved config and, per dotted key, the label of the last layer that set it (``lightning-mad config``)."""
+    layers = config_layers(args, **kwargs)
+    cfg = load_config(args, **kwargs)
+    sources = {}
+    for label, layer in layers[:-1]:
+        for key in _leaves(OmegaConf.to_container(layer, resolve=False)):
+            sources[key] = label
+    for arg in layers[-1][1]:
+        key = arg.split("=", 1)[0]
+        for leaf in [k for k in sources if k == key or k.startswith(key + ".")] or [key]:
+            sources[leaf] = "command line"
+    return cfg, sources
 
 
 def _with_family(preset: DictConfig, family: str, model_name: str | None = None

@@ -144,7 +144,7 @@ def sweep_checkpoint(cfg, checkpoint: str | Path, out_dir: str | Path, max_track
     file); returns the grid (one row per setting). ``device``: where the network separates (None: cuda when
     available, else cpu); the scores are computed on the CPU."""
     from lightning_mad.data.specs import split_dataset
-    from lightning_mad.evaluate import TrackSelection
+    from lightning_mad.evaluation.evaluate import TrackSelection
     from lightning_mad.inference.api import load_model
     from lightning_mad.inference.separator import Separator
 

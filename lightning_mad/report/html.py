@@ -4,9 +4,9 @@ No server, no network, no CDN: figures are inline base64 PNG, audio players poin
 (or embed them as data URIs with ``embed_audio=True``). What it reads (every section absent from the inputs is
 shown with one line "not available: <why>"):
 
-* ``table``: ``<results>/table.csv`` (``lightning_mad.table``; the primary aggregation of each row, cells as in
-  ``table.md``, whose heading and paragraph label the numbers);
-* ``mir1k``: ``<results>/mir1k.csv`` (``lightning_mad.benchmark_mir1k``) and its GNSDR bars;
+* ``table``: ``<results>/table.csv`` (``lightning_mad.pipeline.poster``; the primary aggregation of each row, cells
+  as in ``table.md``, whose heading and paragraph label the numbers);
+* ``mir1k``: ``<results>/mir1k.csv`` (``lightning_mad.pipeline.mir1k``) and its GNSDR bars;
 * ``per-track``: every ``results.csv`` under ``<runs>/**/eval/<data>-<split>/<protocol>/`` (the table's and the
   benchmark's evaluations) and under ``<results>/oracles`` / ``<results>/mir1k-oracles``, one box-plot figure per
   ``<data>-<split>/<protocol>``;
@@ -84,7 +84,7 @@ def _md_prose(path: Path) -> str:
 
 
 def section_table(results: Path) -> str:
-    from lightning_mad.table_cells import TABLE_COLUMNS as COLUMNS, TABLE_HEADER as HEADER, table_cells as _display
+    from lightning_mad.report.cells import TABLE_COLUMNS as COLUMNS, TABLE_HEADER as HEADER, table_cells as _display
 
     path = results / "table.csv"
     if not path.is_file():
@@ -98,7 +98,7 @@ def section_table(results: Path) -> str:
 
 
 def section_mir1k(results: Path) -> str:
-    from lightning_mad.table_cells import MIR1K_COLUMNS as COLUMNS, MIR1K_HEADER as HEADER, mir1k_cells as _cells
+    from lightning_mad.report.cells import MIR1K_COLUMNS as COLUMNS, MIR1K_HEADER as HEADER, mir1k_cells as _cells
     from lightning_mad.report.plots import figure_to_data_uri, gnsdr_bars
 
     path = results / "mir1k.csv"

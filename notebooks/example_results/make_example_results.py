@@ -2,7 +2,7 @@
 
     .venv/bin/python notebooks/example_results/make_example_results.py
 
-1. ``lightning_mad.table.run_table`` with a temporary registry: one trained row ``TINY`` (experiment ``tiny``,
+1. ``lightning_mad.pipeline.poster.run_table`` with a temporary registry: one trained row ``TINY`` (experiment ``tiny``,
    profile quick, 1 epoch of 1 batch), the poster rows of ``experiments/tables/poster.yaml`` with their experiment set to
    null (they keep their paper numbers and show "not implemented"), the reference row and the IRM / IBM / mixture
    oracles. Test split of the bundled sample restricted to 3 MIR-1K clips, protocol museval.
@@ -32,7 +32,7 @@ OVERRIDES = ["optim.max_epochs=1", "trainer.limit_train_batches=1", "trainer.lim
 
 def main(out: Path = HERE) -> None:
     os.environ["WANDB_MODE"] = "disabled"  # no W&B files in the bundled folder
-    from lightning_mad.table import run_table
+    from lightning_mad.pipeline.poster import run_table
 
     project = yaml.safe_load((ROOT / "experiments" / "tables" / "poster.yaml").read_text())
     rows = [{"name": "TINY", "experiment": "tiny", "note": "tiny MaD, 1 training step (example only)"}]

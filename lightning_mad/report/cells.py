@@ -1,5 +1,9 @@
-"""The cells of the two result tables (the poster table of ``lightning-mad table`` and the MIR-1K benchmark),
-shared by their Markdown and LaTeX writers and by the HTML report."""
+"""The display cells of the two result tables (the poster table of ``lightning-mad table`` and the MIR-1K
+benchmark) and the one Markdown / LaTeX writer both use; the HTML report shows the same cells.
+
+The cells are strings already (numbers formatted, spreads and budgets joined), so pandas' ``to_markdown`` /
+``to_latex`` would save nothing here and need two more dependencies (tabulate, jinja2).
+"""
 from __future__ import annotations
 
 import math
@@ -64,3 +68,34 @@ def mir1k_cells(table: pd.DataFrame) -> list[list[str]]:
         out.append([str(r["method"]), *[_fmt(r[s]) for s in SCORES], *[_fmt(r[f"acc_{s}"]) for s in SCORES],
                     clips, steps, _fmt(r.get("minutes")), _fmt(r.get("best_val_sdr")), str(status)])
     return out
+
+
+def markdown_table(title: str, paragraphs: list[str], header: list[str], cells: list[list[str]]) -> str:
+    """A Markdown document: the title, the paragraphs, then the table."""
+    lines = [title, ""]
+    for text in paragraphs:
+        lines += [text, ""]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
+    return "\n".join(lines) + "\n"
+
+
+def latex_escape(text: str) -> str:
+    """``text`` safe inside a LaTeX tabular cell."""
+    for plain, escaped in (("\\", "\\textbackslash{}"), ("_", "\\_"), ("&", "\\&"), ("%", "\\%"), ("#", "\\#"),
+                           ("±", "$\\pm$"), ("—", "--")):
+        text = text.replace(plain, escaped)
+    return text
+
+
+def latex_table(header: list[str], cells: list[list[str]]) -> str:
+    """A LaTeX ``tabular``: the first column left-aligned, numeric-looking columns right-aligned."""
+    def numeric(j: int) -> bool:
+        values = [row[j] for row in cells if row[j] not in ("", "—")]
+        return bool(values) and all(v.lstrip("-+").replace(".", "", 1).split(" ")[0].isdigit() for v in values)
+
+    spec = "l" + "".join("r" if numeric(j) else "l" for j in range(1, len(header)))
+    lines = ["\\begin{tabular}{" + spec + "}", "\\hline", " & ".join(latex_escape(h) for h in header) + " \\\\",
+             "\\hline"]
+    lines += [" & ".join(latex_escape(c) for c in row) + " \\\\" for row in cells]
+    return "\n".join(lines + ["\\hline", "\\end{tabular}"]) + "\n"

@@ -1,23 +1,20 @@
 """``evaluate(cfg, model_source, ...)``: separate a data split with a trained model and score it with BSS Eval.
 
-Command line (``lightning-mad evaluate``, ``--help`` lists every key and choice)::
+``model_source`` is a Lightning checkpoint, a release file of ``lightning-mad export``, a shipped pretrained model
+or a registered model name (``tiny``: random weights, for tests). The command line (``lightning-mad evaluate``) is
+parsed in :mod:`lightning_mad.cli`.
 
-    lightning-mad evaluate checkpoint=PATH data=NAME [data.root=DIR] [data.split=test]
-                           [protocol=sisec2016|museval|mir1k|a,b] [inference.n_iter=..] [workers=N]
-                           [output_dir=DIR] [tracks=a,b] [limit=N] [method=NAME] [device=cuda|cpu]
-
-``checkpoint=`` may also be written ``model=``: a Lightning checkpoint, a release file of ``lightning-mad export``,
-a shipped pretrained model or a registered model name (``model=tiny``: random weights, for tests). Every other
-argument goes to :func:`lightning_mad.config.load.load_config` (``data=``, ``data.root=``, ``data.split=``, ...).
-
-Inference settings: the checkpoint's own (what it was trained for), then the ``inference.*`` keys given explicitly
-on the command line. The experiment's defaults do NOT override the checkpoint. With ``inference.edge_truncation``
-the estimates and the references are both trimmed to the estimated span, as the released test code did.
+Inference settings: the checkpoint's own (what it was trained for), then ``overrides`` (the ``inference.*`` keys
+given explicitly on the command line: :func:`explicit_inference`). The experiment's defaults do NOT override the
+checkpoint. With ``inference.edge_truncation`` the estimates and the references are both trimmed to the estimated
+span, as the released test code did.
 
 Per protocol the scores go to ``<out>/<protocol>/``: one museval JSON per track, written as soon as the track is
 scored (a rerun skips the finished tracks with the same settings), ``results.csv`` (every frame) and ``summary.csv``
-(every aggregation). The default ``<out>`` is ``<run dir>/eval/<data>-<split>`` for a checkpoint inside a run folder,
-else ``results/eval/<model name>/<data>-<split>``.
+(every aggregation). ``<out>/scores.json`` holds the headline aggregates of every protocol with the date, commit,
+GEMM peak and command that produced them (the file the README's and docs' figures are quoted from). The default
+``<out>`` is ``<run dir>/eval/<data>-<split>`` for a checkpoint inside a run folder, else
+``results/eval/<model name>/<data>-<split>``.
 
 Default protocols: the data preset's ``protocols:`` list (``experiments/presets/data/*.yaml``): dsd100 / paper ->
 sisec2016 (the MaD papers' protocol, MAD-SPEC §8); musdb18 / musdb18hq / sample -> museval (BSS Eval v4);
@@ -33,31 +30,10 @@ from typing import Iterable, Mapping
 
 import pandas as pd
 
-from lightning_mad.config.arguments import Command, Key
 from lightning_mad.data.specs import default_protocols, split_dataset
-from lightning_mad.devices import DEVICE_HELP
 from lightning_mad.errors import ConfigError
 
 METRICS = ("SDR", "SIR", "SAR", "ISR")
-COMMAND = Command(
-    name="evaluate",
-    usage="lightning-mad evaluate checkpoint=PATH|model=NAME [data=NAME] [data.root=DIR] [data.split=test] "
-          "[protocol=P[,P]] [key=value ...]",
-    description="Separate a data split with a trained model and score it (BSS Eval); resumable per track. "
-                "inference.* keys replace the checkpoint's stored settings.",
-    keys=(Key("checkpoint", "str", "Lightning checkpoint (.ckpt) of a trained run"),
-          Key("model", "str", "release file, shipped pretrained model (mad-mir1k) or registered name (tiny)"),
-          Key("random_weights", "bool", "allow model= to name a full-size architecture with random weights", False),
-          Key("protocol", "names", "protocols, comma-separated (default: the data preset's)"),
-          Key("workers", "int", "scoring processes (0 = in this process)", 1),
-          Key("output_dir", "str", "output folder (one sub-folder per protocol)"),
-          Key("tracks", "names", "only these track names"),
-          Key("limit", "int", "only the first N tracks"),
-          Key("method", "str", "the method column (default: the model's name)"),
-          Key("device", "str", DEVICE_HELP)),
-)
-
-
 @dataclass
 class EvaluationResult:
     """What :func:`evaluate` returns: per protocol, the long frame, the summary and the output folder."""
@@ -68,14 +44,6 @@ class EvaluationResult:
     counts: dict[str, dict] = field(default_factory=dict)
     method: str = "method"
     settings: dict = field(default_factory=dict)
-
-
-def parse_args(args: Iterable[str]) -> tuple[dict, list[str]]:
-    """(own typed options, load_config arguments)."""
-    own, rest = COMMAND.parse(args)
-    if own["checkpoint"] and own["model"]:
-        raise ConfigError("evaluate: give either checkpoint= or model=, not both")
-    return own, rest
 
 
 def explicit_inference(cfg, args: Iterable[str]) -> dict:
@@ -133,6 +101,7 @@ def evaluate(
     device: str | None = None,
     progress: bool = True,
     random_weights: bool = False,
+    command: str | None = None,
 ) -> EvaluationResult:
     """Separate every track of ``cfg.data.split`` with ``model_source`` and score it under each protocol.
 
@@ -147,6 +116,7 @@ def evaluate(
         method_name: the ``method`` column (default: the model file's stem or name).
         device: where the network separates (None: cuda when available, else cpu); scoring stays on the CPU.
         random_weights: allow a full-size architecture name (random weights) as ``model_source``.
+        command: the command line recorded in ``<out>/scores.json`` (None from Python).
     """
     from lightning_mad.evaluation.protocols import get_protocol
     from lightning_mad.evaluation.runner import evaluate_tracks
@@ -210,6 +180,7 @@ def evaluate(
     finally:
         if spill is not None:
             spill.cleanup()
+    write_scores(out_root / "scores.json", result, command)
     if cfg.logger.wandb:
         from lightning_mad.provenance import provenance
         from lightning_mad.wandb_log import log_tables
@@ -255,18 +226,47 @@ def summary_row(result: EvaluationResult, protocol: str, aggregation: str, targe
             for m in METRICS + ("NSDR",)}
 
 
-def main(args: list[str]) -> int:
-    """``lightning-mad evaluate``: parse, call :func:`evaluate`, print the aggregates."""
-    from lightning_mad.config.load import load_config
+def headline_scores(result: EvaluationResult) -> dict:
+    """Per protocol: ``{aggregation: {target: {metric: dB}}}`` of the summary, and for ``mir1k`` also
+    ``"global"``: GNSDR / GSIR / GSAR of the vocals and (``acc_``) the accompaniment, length-weighted."""
+    import math
 
-    own, rest = parse_args(args)
-    source = own["checkpoint"] or own["model"]
-    if not source:
-        raise ConfigError("evaluate: needs checkpoint=PATH (or model=NAME_OR_RELEASE_FILE); see --help")
-    cfg = load_config(rest)
-    overrides = explicit_inference(cfg, rest)
-    result = evaluate(cfg, source, overrides=overrides, protocols=own["protocol"], workers=own["workers"],
-                      out_dir=own["output_dir"], tracks=own["tracks"], limit=own["limit"], method_name=own["method"],
-                      device=own["device"], random_weights=own["random_weights"])
-    print(format_result(result), flush=True)
-    return 0
+    from lightning_mad.evaluation.aggregate import mir1k_scores
+
+    out = {}
+    for name, summary in result.summaries.items():
+        block: dict = {}
+        for r in summary[summary["metric"].isin(METRICS + ("NSDR",))].itertuples():
+            value = float(r.score)
+            block.setdefault(r.aggregation, {}).setdefault(r.target, {})[r.metric] = \
+                None if math.isnan(value) else round(value, 4)
+        if name == "mir1k" and len(result.results[name]):
+            block["global"] = {k: round(float(v), 4) for k, v in mir1k_scores(result.results[name]).items()}
+        out[name] = block
+    return out
+
+
+def write_scores(path: Path, result: EvaluationResult, command: str | None = None) -> None:
+    """``scores.json``: the headline scores with where they came from (date, commit, GEMM peak, command, tracks).
+    A file holding the same scores of the same settings is kept as it is: its date is when they were produced."""
+    import json
+
+    from lightning_mad.provenance import results_record
+
+    same = {"method": result.method,
+            "tracks": {p: int(df["track"].nunique()) if len(df) else 0 for p, df in result.results.items()},
+            "settings": json.loads(json.dumps(result.settings, default=str)),
+            "scores": json.loads(json.dumps(headline_scores(result)))}
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text())
+        except ValueError:
+            old = {}
+        def text(d):  # NaN-safe comparison
+            return json.dumps(d, sort_keys=True)
+
+        if text({k: old.get(k) for k in same}) == text(same):
+            return
+    record = {**results_record(command), **same}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1, default=str) + "\n")

@@ -9,18 +9,7 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
-from lightning_mad.config.arguments import Command, Key
-
-COMMAND = Command(
-    name="sweep",
-    usage="lightning-mad sweep [sweep=FILE] [grid.KEY=v1,v2 ...] [dry_run=true] [key=value ...]",
-    description="Train (or reuse) one run per grid point of the sweep file's `parameters` (default "
-                "experiments/sweeps/ablation.yaml) and of any grid.KEY=a,b, each in its own run folder; print "
-                "`run name -> best checkpoint`. Other key=value arguments are fixed for every run.",
-    keys=(Key("sweep", "str", "W&B-style sweep file (its `parameters`)"),
-          Key("dry_run", "bool", "print the override list of every run and stop", False),
-          Key("grid.", "names", "an extra grid axis: grid.optim.lr=1e-3,1e-4", prefix=True)),
-)
+from lightning_mad.errors import ConfigError
 
 
 def sweep_runs(spec: dict, fixed: list[str] | None = None) -> list[list[str]]:
@@ -33,23 +22,33 @@ def sweep_runs(spec: dict, fixed: list[str] | None = None) -> list[list[str]]:
     return [list(fixed or []) + [f"{k}={v}" for k, v in zip(keys, combo)] for combo in itertools.product(*choices)]
 
 
-def main(args: list[str]) -> int:
+def sweep_spec(sweep_file: str | Path | None, grid: dict[str, list]) -> dict:
+    """The sweep file's ``parameters`` (default ``experiments/sweeps/ablation.yaml`` when no grid is given) with
+    the extra ``grid`` axes (``{"optim.lr": [1e-3, 1e-4]}``) added. The file's W&B ``command`` is not used."""
     import yaml
 
-    from lightning_mad.config.load import ConfigError, experiments_dir, load_config
-    from lightning_mad.train import train
+    from lightning_mad.config.load import experiments_dir
 
-    own, fixed = COMMAND.parse(args)
-    grid = {k[len("grid."):]: {"values": v} for k, v in own.items() if k.startswith("grid.")}
     spec = {"parameters": {}}
-    if own["sweep"] is not None or not grid:
-        path = Path(own["sweep"]) if own["sweep"] else experiments_dir() / "sweeps" / "ablation.yaml"
+    if sweep_file is not None or not grid:
+        path = Path(sweep_file) if sweep_file else experiments_dir() / "sweeps" / "ablation.yaml"
         if not path.is_file():
             raise ConfigError(f"sweep: {path}: no such sweep file")
-        spec = yaml.safe_load(path.read_text()) or {}  # the command of a W&B sweep is not used: only `parameters`
-    spec.setdefault("parameters", {}).update(grid)
+        spec = yaml.safe_load(path.read_text()) or {}
+    spec.setdefault("parameters", {}).update({k: {"values": v} for k, v in grid.items()})
+    return spec
+
+
+def run_sweep(spec: dict, fixed: list[str] | None = None, dry_run: bool = False) -> list[tuple[str, str | None]]:
+    """Train (or reuse) one run per grid point, each in its own run folder; returns ``(run name, best checkpoint)``
+    per point (``dry_run``: print each point's overrides and train nothing)."""
+    from lightning_mad.config.load import load_config
+    from lightning_mad.train import train
+
+    fixed = list(fixed or [])
+    done = []
     for overrides in sweep_runs(spec, fixed):
-        if own["dry_run"]:
+        if dry_run:
             print(" ".join(overrides))
             continue
         tag = "_".join(o.split("=", 1)[1] for o in overrides[len(fixed):]).replace("/", "-")
@@ -58,4 +57,5 @@ def main(args: list[str]) -> int:
             cfg.run_name = f"{cfg.experiment}-sweep-{tag}-seed{cfg.seed}"
         result = train(cfg)
         print(f"{cfg.run_name} -> {result.get('best_checkpoint')}", flush=True)
-    return 0
+        done.append((cfg.run_name, result.get("best_checkpoint")))
+    return done
