@@ -1,4 +1,4 @@
-"""The results report (``lightning-mad report``) and the suite's figures (:mod:`lightning_mad.report.plots`)."""
+"""The results report (``lightning-mad report``); its figures are :mod:`lightning_mad.figures`."""
 from __future__ import annotations
 
 from lightning_mad.config.arguments import Command, Key
