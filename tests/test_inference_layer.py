@@ -19,7 +19,8 @@ from lightning_mad.config.load import load_config
 from lightning_mad.data.specs import data_specs
 from lightning_mad.errors import ConfigError
 from lightning_mad.inference import settings as settings_module
-from lightning_mad.inference.separator import Separator, separate_vocals, track_sequences
+from lightning_mad.inference.separator import Separator, separate_vocals
+from lightning_mad.inference.sequencing import track_sequences
 from lightning_mad.inference.settings import InferenceSettings, resolve
 from lightning_mad.models import MODEL_CLASSES, build_model
 from lightning_mad.models.base import SeparationModel
