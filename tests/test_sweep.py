@@ -9,7 +9,7 @@ import pytest
 import pytorch_lightning as pl
 
 from lightning_mad.ablation import sweep_runs
-from lightning_mad.callbacks.ri_sweep import RecurrentInferenceSweep
+from lightning_mad.callbacks.ri_validation import RecurrentInferenceSweep
 from lightning_mad.evaluation.ri_sweep import DEFAULT_GRID, fast_sdr, format_tau, grid_from, setting_name
 
 
