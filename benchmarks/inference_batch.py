@@ -7,7 +7,7 @@ class): the defaults in the code are the winners of this sweep on this machine (
 the rows say whether the code still agrees. Random weights; MaD GRU-RIS-l runs tau = 0 (all 11 passes).
 
 Results do not depend on these settings (the released stop group is 16 sequences whatever the batch, tested in
-tests/test_inference_layer.py), only speed and memory do.
+tests/test_separator.py), only speed and memory do.
 """
 from __future__ import annotations
 

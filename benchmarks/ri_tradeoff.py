@@ -7,7 +7,7 @@ For each tau of :data:`TAUS` at ``inference.precision=fp32``, and each of :data:
 mixture phase, the checkpoint's other settings) the bundled MIR-1K test clips (42 clips of the 17 singers never
 seen in training) are separated and scored with the ``mir1k`` protocol (whole clips at 16 kHz, BSS Eval v3
 sources, length-weighted means). Each CSV line: tau, mean decoder passes over every sequence, their histogram
-(``passes:sequences``), GNSDR / GSIR / GSAR of the vocals, clips, sequences, seconds. The notebook draws it (``report.plots.passes_tradeoff``). Per-clip
+(``passes:sequences``), GNSDR / GSIR / GSAR of the vocals, clips, sequences, seconds. The notebook draws it (``figures.scores.passes_tradeoff``). Per-clip
 scores are written under ``runs/ri_tradeoff/``; the CSV (a ``precision`` column beside tau) is written after each
 line and a rerun skips the (precision, tau) lines it holds.
 

@@ -196,7 +196,7 @@ def train(cfg: DictConfig) -> dict:
     if cfg.optim.max_steps > 0:
         callbacks.append(StopAtStep(cfg.optim.max_steps))
     if cfg.ri_sweep.every_n_val_epochs > 0 and "n_iter" in system.model.inference_settings:
-        from lightning_mad.callbacks.ri_sweep import RecurrentInferenceSweep
+        from lightning_mad.callbacks.ri_validation import RecurrentInferenceSweep
 
         callbacks.append(RecurrentInferenceSweep(every_n_val_epochs=cfg.ri_sweep.every_n_val_epochs,
                                                  val_metric=cfg.ri_sweep.metric, max_tracks=cfg.ri_sweep.max_tracks,

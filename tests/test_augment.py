@@ -5,7 +5,8 @@ import torch
 
 from lightning_mad.data.excerpts import Augmentation, RandomExcerpts
 from lightning_mad.data.mir1k import MIR1KDataset
-from lightning_mad.inference.separator import band_bin, separate_vocals, shape_vocal_magnitude
+from lightning_mad.inference.separator import separate_vocals
+from lightning_mad.inference.stems import band_bin, shape_vocal_magnitude
 from lightning_mad.models import build_model
 
 

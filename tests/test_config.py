@@ -2,6 +2,7 @@
 import pytest
 
 from lightning_mad.config.load import ConfigError, list_experiments, load_config
+from lightning_mad.data.specs import data_specs
 from lightning_mad.train import build_system
 
 
@@ -46,3 +47,28 @@ def test_bad_config_gives_one_line_error(args, fragment):
     with pytest.raises(ConfigError) as err:
         load_config(args)
     assert fragment in str(err.value) and "\n" not in str(err.value)
+
+
+# --- data: table rows keep their own corpus; MedleyDB coefficients ------------------------------------------------
+@pytest.mark.parametrize("data", ["paper", "dsd100"])
+def test_table_rows_keep_their_own_training_data(data):
+    from lightning_mad.table import row_config
+
+    expected = {"gra": "dsd100", "mim_hw": "dsd100", "cha": "dsd100", "mim_dwf": "dsd100", "mim_dwf_plus": "paper",
+                "gru_nri": "paper", "gru_ris_s": "paper", "gru_ris_l": "paper"}
+    for experiment, preset in expected.items():
+        cfg = row_config(experiment, "paper", data, ["data.root=/d", "data.medleydb_root=/m"])
+        assert cfg.data.preset == preset, (experiment, data)
+        assert cfg.data.root == "/d"  # the command line gives roots, not corpora
+    assert row_config("cha", "quick", "sample").data.preset == "sample"
+
+
+def test_paper_preset_needs_medleydb_mixing_coefficients(tmp_path):
+    base = ["experiment=gru_nri", "profile=paper", "data.root=/d", "data.medleydb_root=/m"]
+    with pytest.raises(ConfigError, match="data.medleydb_mixing_coefficients"):
+        data_specs(load_config(base))
+    unscaled = data_specs(load_config(base + ["data.medleydb_mixing_coefficients=none"]))
+    assert unscaled["train"][1]["corpus"] == "medleydb" and unscaled["train"][1]["mixing_coefficients"] is None
+    given = data_specs(load_config(base + [f"data.medleydb_mixing_coefficients={tmp_path / 'mix.yaml'}"]))
+    assert given["train"][1]["mixing_coefficients"] == str(tmp_path / "mix.yaml")
+    data_specs(load_config(["experiment=gru_nri", "profile=quick"]))  # the sample needs none

@@ -103,58 +103,58 @@ def make_results(root: Path) -> tuple[Path, Path]:
 
 
 def test_plots_return_figures():
-    from lightning_mad.report import plots
+    from lightning_mad.figures import common, spectrograms
 
     rng = np.random.default_rng(1)
-    fig = plots.spectrogram_figure({"a": rng.normal(size=RATE), "b": np.zeros(RATE // 2)}, RATE, "title")
+    fig = spectrograms.spectrogram_figure({"a": rng.normal(size=RATE), "b": np.zeros(RATE // 2)}, RATE, "title")
     ax = fig.axes[0]
     assert ax.get_yscale() == "log" and ax.get_ylabel() == "Hz"
     assert fig.axes[1].get_xlabel() == "time (s)" and any("dB" in a.get_ylabel() for a in fig.axes[2:])
-    uri = plots.figure_to_data_uri(fig)
+    uri = common.figure_to_data_uri(fig)
     assert uri.startswith("data:image/png;base64,") and len(uri) > 1000
 
 
 def test_box_plots_keep_an_off_scale_row_from_squashing_the_others():
-    from lightning_mad.report import plots
+    from lightning_mad.figures import scores
 
     rows = [{"method": m, "track": f"t{i}", "target": "vocals", "metric": "SAR", "frame": 0, "score": v + i}
             for m, v in (("GRU-NRI", 3.0), ("mixture (oracle)", 150.0)) for i in range(3)]
-    ax = plots.box_plots(pd.DataFrame(rows), metrics=("SAR",)).axes[0]
-    assert ax.get_xlim()[1] == plots.OFF_SCALE_DB
+    ax = scores.box_plots(pd.DataFrame(rows), metrics=("SAR",)).axes[0]
+    assert ax.get_xlim()[1] == scores.OFF_SCALE_DB
     assert [t.get_text() for t in ax.texts] == ["151 >"]  # the off-scale row's median, at the edge
 
 
 def test_passes_tradeoff_draws_one_line_per_precision():
-    from lightning_mad.report import plots
+    from lightning_mad.figures import scores
 
     curve = pd.DataFrame({"precision": ["fp32"] * 3 + ["bf16"] * 2, "tau": [1e-2, 1e-3, 0.0, 1e-2, 1e-3],
                           "passes_mean": [3.3, 4.0, 11.0, 3.4, 4.1], "GNSDR": [2.7, 2.8, 2.8, 2.6, 2.7]})
-    ax = plots.passes_tradeoff(curve).axes[0]
+    ax = scores.passes_tradeoff(curve).axes[0]
     assert [list(line.get_xdata()) for line in ax.lines] == [[3.3, 4.0, 11.0], [3.4, 4.1]]
     assert [t.get_text() for t in ax.texts] == ["tau 0.01", "tau 0.001", "no stop (tau 0)"]
-    old = plots.passes_tradeoff(curve[curve["precision"] == "fp32"].drop(columns="precision")).axes[0]
+    old = scores.passes_tradeoff(curve[curve["precision"] == "fp32"].drop(columns="precision")).axes[0]
     assert len(old.lines) == 1 and old.get_legend() is None  # a curve written before precisions were swept
 
 
 def test_sweep_heatmap_shows_no_ri_once_and_passes_used():
-    from lightning_mad.report import plots
+    from lightning_mad.figures import common, scores
 
     grid = pd.DataFrame({"setting": ["iter0", "iter3_tau1e-2", "iter3_tau1e-3"], "n_iter": [0, 3, 3],
                          "tau": [0.0, 1e-2, 1e-3], "sdr_vocals": [2.0, 2.4, 2.6], "passes_mean": [1.0, 1.5, 3.2]})
-    fig = plots.sweep_heatmap(grid)
+    fig = scores.sweep_heatmap(grid)
     heat, passes = fig.axes[0], fig.axes[1]
     texts = [t.get_text() for t in heat.texts]
     assert sum("2.00" in t for t in texts) == 1  # iter 0 drawn once, not under each tau
     assert passes.get_xlabel().startswith("decoder passes used")
     assert list(passes.lines[0].get_xdata()) == [1.0, 1.5, 3.2]
-    old = plots.sweep_heatmap(grid.drop(columns="passes_mean"))  # a grid written before passes were recorded
+    old = scores.sweep_heatmap(grid.drop(columns="passes_mean"))  # a grid written before passes were recorded
     assert "ALLOWED" in old.axes[1].get_xlabel() and list(old.axes[1].lines[0].get_xdata()) == [1.0, 4.0, 4.0]
-    assert plots.figure_to_png(fig)
+    assert common.figure_to_png(fig)
 
 
 def test_training_curves_on_a_log_step_axis(tmp_path):
     """Rows of one table run from tens to thousands of steps: a log step axis with plain labels."""
-    from lightning_mad.report import plots
+    from lightning_mad.figures import scores
 
     paths = {}
     for name, last in (("short", 60), ("long", 6000)):
@@ -163,7 +163,7 @@ def test_training_curves_on_a_log_step_axis(tmp_path):
         steps = np.linspace(last / 6, last, 6).astype(int)
         pd.DataFrame({"step": steps, "val/sdr_vocals": np.linspace(1, 3, 6)}).to_csv(csv / "metrics.csv")
         paths[name] = csv / "metrics.csv"
-    fig = plots.training_curves(paths)
+    fig = scores.training_curves(paths)
     ax = fig.axes[0]
     assert ax.get_xscale() == "log" and "log" in ax.get_xlabel()
     labels = [ax.xaxis.get_major_formatter()(v, 0) for v in ax.get_xticks()]

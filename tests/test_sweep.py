@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 import pytorch_lightning as pl
 
-from lightning_mad.pipeline.sweep import sweep_runs
-from lightning_mad.callbacks.ri_sweep import RecurrentInferenceSweep
+from lightning_mad.callbacks.ri_validation import RecurrentInferenceSweep
 from lightning_mad.evaluation.ri_sweep import DEFAULT_GRID, fast_sdr, format_tau, grid_from, setting_name
+from lightning_mad.pipeline.sweep import sweep_runs
 
 
 def test_names_and_default_grid():

@@ -53,14 +53,14 @@ def _run(system, seconds: float = 2.0) -> FakeLogger:
                                                     "mask (model output)"]),
                                           ("tiny_gra", ["mixture", "reference vocals", "estimated vocals"])])
 def test_one_figure_and_three_players_per_example(name, panels, monkeypatch):
-    from lightning_mad.report import plots
+    from lightning_mad.figures import spectrograms
 
     torch.manual_seed(0)
     system = _system(name)
     system.model.train()
     figures = []
-    real = plots.separation_figure
-    monkeypatch.setattr(plots, "separation_figure", lambda *a, **k: figures.append(real(*a, **k)) or figures[-1])
+    real = spectrograms.separation_figure
+    monkeypatch.setattr(spectrograms, "separation_figure", lambda *a, **k: figures.append(real(*a, **k)) or figures[-1])
     logger = _run(system)
 
     (image,) = logger.images

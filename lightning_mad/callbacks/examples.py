@@ -16,7 +16,7 @@ class ValidationExamples(pl.Callback):
     """At the end of each validation epoch (rank zero only, not during the sanity check), for the first
     ``seconds`` of the first validation track:
 
-    * ``val/example`` (image): one :func:`lightning_mad.report.plots.separation_figure`: spectrograms of the
+    * ``val/example`` (image): one :func:`lightning_mad.figures.spectrograms.separation_figure`: spectrograms of the
       mixture, the reference vocals and the estimated vocals (dB, log-frequency axis in Hz, time in seconds, one
       colour bar; the report's style) and, for a model with a mask (MaD's ``out["mask"]``), the mask on the same
       axes (linear 0..1);
@@ -48,7 +48,8 @@ class ValidationExamples(pl.Callback):
         logger = self._target(trainer)
         if logger is None or self._mixture is None or trainer.sanity_checking:
             return
-        from lightning_mad.report.plots import figure_to_png, separation_figure
+        from lightning_mad.figures.common import figure_to_png
+        from lightning_mad.figures.spectrograms import separation_figure
 
         estimate, mask = self.separate(pl_module)
         mixture = self._mixture.numpy()

@@ -21,7 +21,7 @@ Metrics (``metric=``):
 
 Separation uses the mixture phase (``phase_iterations=1``) by default so the sweep isolates recurrent inference.
 :func:`sweep_checkpoint` runs it on a checkpoint or release file over a data split;
-:class:`lightning_mad.callbacks.ri_sweep.RecurrentInferenceSweep` runs it inside training and testing.
+:class:`lightning_mad.callbacks.ri_validation.RecurrentInferenceSweep` runs it inside training and testing.
 """
 from __future__ import annotations
 

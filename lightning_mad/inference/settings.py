@@ -53,7 +53,7 @@ class InferenceSettings:
     # trimmed alike, as the released test code did)
     edge_truncation: Optional[bool] = None
     wiener_alpha: Optional[float] = None  # generalised Wiener exponent of the MIM comparators
-    # stem rule (inference.separator.shape_vocal_magnitude): "residual" (released) | "ratio" (soft mask, exponent)
+    # stem rule (inference.stems.shape_vocal_magnitude): "residual" (released) | "ratio" (soft mask, exponent)
     accompaniment: Optional[str] = None
     ratio_exponent: Optional[float] = None
     # Hz above which the vocals are zero (0 = full band; a model trained on 16-kHz MIR-1K never saw > 8 kHz)

@@ -99,7 +99,8 @@ def section_table(results: Path) -> str:
 
 def section_mir1k(results: Path) -> str:
     from lightning_mad.report.cells import MIR1K_COLUMNS as COLUMNS, MIR1K_HEADER as HEADER, mir1k_cells as _cells
-    from lightning_mad.report.plots import figure_to_data_uri, gnsdr_bars
+    from lightning_mad.figures.common import figure_to_data_uri
+    from lightning_mad.figures.scores import gnsdr_bars
 
     path = results / "mir1k.csv"
     if not path.is_file():
@@ -136,7 +137,8 @@ def find_results(results: Path, runs: Path | None) -> dict[str, list[Path]]:
 
 
 def section_per_track(results: Path, runs: Path | None) -> str:
-    from lightning_mad.report.plots import box_plots, figure_to_data_uri
+    from lightning_mad.figures.common import figure_to_data_uri
+    from lightning_mad.figures.scores import box_plots
 
     found = find_results(results, runs)
     if not found:
@@ -154,7 +156,8 @@ def section_per_track(results: Path, runs: Path | None) -> str:
 
 
 def section_sweep(results: Path) -> str:
-    from lightning_mad.report.plots import figure_to_data_uri, sweep_heatmap
+    from lightning_mad.figures.common import figure_to_data_uri
+    from lightning_mad.figures.scores import sweep_heatmap
 
     root = results / "ri_sweep"
     grids = sorted(p for p in root.glob("*/*.csv") if not p.stem.endswith("_tracks")) if root.is_dir() else []
@@ -192,7 +195,8 @@ def clip_label(stem: str) -> str:
 def section_examples(results: Path, out_dir: Path, embed_audio: bool) -> str:
     import soundfile as sf
 
-    from lightning_mad.report.plots import figure_to_data_uri, loudest_db, spectrogram_figure
+    from lightning_mad.figures.common import figure_to_data_uri
+    from lightning_mad.figures.spectrograms import loudest_db, spectrogram_figure
 
     root = results / "examples"
     clips = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
@@ -248,7 +252,8 @@ def _row_names(runs: Path) -> dict[Path, str]:
 
 
 def section_training(runs: Path | None) -> str:
-    from lightning_mad.report.plots import figure_to_data_uri, training_curves
+    from lightning_mad.figures.common import figure_to_data_uri
+    from lightning_mad.figures.scores import training_curves
 
     paths = sorted(runs.rglob("csv/metrics.csv")) if runs is not None and runs.is_dir() else []
     if not paths:

@@ -3,14 +3,15 @@
 A subclass only says how a batch of magnitude sequences becomes a loss (``sequence_loss``). Every model of the suite
 is a :class:`~lightning_mad.models.base.SeparationModel` (``stft``, ``seq_len``, ``context``), so excerpt lengths
 are derived from the model here, once, and whole tracks are sequenced on the separator's grid
-(:func:`lightning_mad.inference.separator.track_sequences`).
+(:func:`lightning_mad.inference.sequencing.track_sequences`).
 """
 from __future__ import annotations
 
 import torch
 import pytorch_lightning as pl
 
-from lightning_mad.inference.separator import Separator, track_sequences
+from lightning_mad.inference.separator import Separator
+from lightning_mad.inference.sequencing import track_sequences
 from lightning_mad.models import model_from_config
 from lightning_mad.systems.schedules import lr_factor
 

@@ -69,7 +69,7 @@ def sweep(ckpt: Path, out_dir: Path, root: Path) -> None:
     import pytorch_lightning as pl
     import torch
 
-    from lightning_mad.callbacks.ri_sweep import RecurrentInferenceSweep
+    from lightning_mad.callbacks.ri_validation import RecurrentInferenceSweep
     from lightning_mad.config.load import load_config
     from lightning_mad.data.datamodule import SeparationDataModule
     from lightning_mad.train import build_system
