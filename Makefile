@@ -18,6 +18,9 @@ SEEDS     ?= 0
 ARGS      ?=
 
 BUDGET    ?= 10
+# the results files the docs quote (docs/results/<name>/): tables, csv, provenance, timing
+TABLE_OUT ?= docs/results/poster-$(DATA)
+MIR1K_OUT ?= docs/results/mir1k-benchmark
 
 .PHONY: help install test test-full lint smoke reproduce-table mir1k-benchmark bench gpu-slim gpu-check clean
 
@@ -53,10 +56,11 @@ smoke: install  ## tiny CPU train (4 steps) + separate with the checkpoint it tr
 
 reproduce-table: install  ## train + evaluate every table row (default: bundled sample, each row's registry steps)
 	$(BIN)/lightning-mad table profile=$(PROFILE) $(if $(TABLE_BUDGET),budget=$(TABLE_BUDGET),fixed_steps=true) \
-	  data=$(DATA) $(if $(DATA_ROOT),data.root=$(DATA_ROOT)) seeds=$(SEEDS) $(ARGS)
+	  data=$(DATA) $(if $(DATA_ROOT),data.root=$(DATA_ROOT)) seeds=$(SEEDS) out=$(TABLE_OUT) $(ARGS)
 
-mir1k-benchmark: install  ## every row trained BUDGET minutes (default 10) on MIR-1K's training singers, scored on the others
-	$(BIN)/lightning-mad mir1k-benchmark budget=$(BUDGET) $(if $(DATA_ROOT),data.root=$(DATA_ROOT)) $(ARGS)
+mir1k-benchmark: install  ## every row trained BUDGET minutes (at GEMM 220, scaled) on MIR-1K's training singers, scored on the others
+	$(BIN)/lightning-mad mir1k-benchmark budget=$(BUDGET) $(if $(DATA_ROOT),data.root=$(DATA_ROOT)) out=$(MIR1K_OUT) \
+	  $(ARGS)
 
 bench: install  ## speed and memory benchmarks (prints figures and ratios)
 	@# Open-Unmix's model class is the speed reference; --no-deps keeps torchaudio (and a CUDA torch) out
@@ -66,7 +70,7 @@ bench: install  ## speed and memory benchmarks (prints figures and ratios)
 gpu-slim:  ## build .gpu-slim/, what the GPU check needs (code, 22 clips, audio wheels for Python 3.12; ~12 MiB)
 	bash benchmarks/gpu_check.sh slim .gpu-slim
 
-gpu-check:  ## the device check (README "GPU"): on a GPU machine, from .gpu-slim/; DEVICE=cpu rehearses it here
+gpu-check:  ## the device check (docs/benchmarks.md "GPU"): on a GPU machine, from .gpu-slim/; DEVICE=cpu rehearses it here
 	PYTHON=$(if $(wildcard $(BIN)/python),$(BIN)/python,python3) bash benchmarks/gpu_check.sh run
 
 clean:  ## remove caches and run outputs (keeps .venv)

@@ -28,9 +28,9 @@ DEVICE = os.environ.get("GPU_CHECK_DEVICE", "cuda")
 WARMUP_STEPS = int(os.environ.get("GPU_CHECK_WARMUP", "2"))  # untimed steps per row before the timed ones
 WORK = Path(os.environ.get("GPU_CHECK_WORK", "/tmp/gpu-check"))  # songs, stems, scores (not results)
 #: one epoch of the paper's schedule (DSD100 Dev + MedleyDB, released sampler, batch 16): about 67 k sequences,
-#: 4,200 steps (README "Measured figures")
+#: 4,200 steps (docs/benchmarks.md)
 PAPER_EPOCH_STEPS = 4200
-#: the README's CPU estimate of that epoch for GRU-RIS-l (4.8 s per step on 2 CPU cores)
+#: the CPU estimate (docs/benchmarks.md) of that epoch for GRU-RIS-l (4.8 s per step on 2 CPU cores)
 CPU_EPOCH_HOURS = {"GRU-RIS-l": 5.6}
 MAD_ROWS = {"GRU-NRI": "gru_nri", "GRU-RIS-s": "gru_ris_s", "GRU-RIS-l": "gru_ris_l", "MaD TwinNet": "mad_twinnet"}
 

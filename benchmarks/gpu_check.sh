@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The device check of the GPU path (README "GPU check"). Two uses:
+# The device check of the GPU path (docs/benchmarks.md "GPU"). Two uses:
 #
 #   benchmarks/gpu_check.sh slim [DIR]   here, in the checkout: build DIR (default .gpu-slim), the few files the
 #                                        check needs: the code, 22 bundled MIR-1K clips and the audio packages as
@@ -41,7 +41,7 @@ train: [{corpus: mir1k, root: mir1k, tracks: $(list "$train")}]
 validation: [{corpus: mir1k, root: mir1k, tracks: $(list "$val")}]
 test: [{corpus: mir1k, root: mir1k, tracks: $(list "$test")}]
 EOF
-  # the audio and scoring packages the GPU image lacks, at the versions tested here (README: GPU check)
+  # the audio and scoring packages the GPU image lacks, at the versions tested here (docs/benchmarks.md: GPU)
   local pkgs=() name
   for name in soundfile cffi pycparser soxr omegaconf musdb stempeg ffmpeg-python future pyaml museval \
               jsonschema jsonschema-specifications referencing rpds-py; do

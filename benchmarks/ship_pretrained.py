@@ -137,7 +137,7 @@ def render_card(name, file, digest, commit, command, finished, settings, chosen,
         f"- Command (commit `{commit}`): `{command}`",
         f"- Fidelity: `{_field(config, 'fidelity')}` (MAD-SPEC §13; `clean` = voice-magnitude target, no masker-loss "
         f"gate, unclipped input), profile `{_field(config, 'profile')}`; {finished['global_step']} optimiser steps in {minutes:.1f} min on 2 CPU cores (GEMM peak "
-        f"measured when shipping: {peak:.0f} GFLOP/s; training-time figures in the README).",
+        f"measured when shipping: {peak:.0f} GFLOP/s; training-time figures in docs/models.md).",
         f"- Best validation global SDR (the selection metric, not BSS Eval): {finished['best_score']:.2f} dB.",
         f"- Resolved config of the run: `{Path(finished['run_dir']) / 'config.yaml'}` (not shipped); "
         f"`optim.max_steps={finished['global_step']}` replays it.", "",

@@ -2,7 +2,7 @@
 
 CPU speed drifts several-fold between days on shared machines, so a training budget in minutes means different
 amounts of work on different days. A budget given "at the reference peak" (:data:`REFERENCE_GEMM_GFLOPS`, the
-peak the README's figures were taken at) is scaled by the peak measured now: on a machine half as fast the rows
+peak the docs' figures were taken at) is scaled by the peak measured now: on a machine half as fast the rows
 train twice as long, so they do about the same work.
 """
 from __future__ import annotations

@@ -21,6 +21,17 @@ def git_commit() -> str:
         return "unknown"
 
 
+def code_changed() -> bool | None:
+    """Whether the package's tracked sources differ from :func:`git_commit` (None outside a git checkout)."""
+    try:
+        here = Path(__file__).resolve().parent
+        out = subprocess.run(["git", "status", "--porcelain", "-uno", "--", "."], capture_output=True, text=True,
+                             timeout=5, cwd=here)
+        return bool(out.stdout.strip()) if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 def library_versions() -> dict[str, str]:
     """``{distribution: version}`` of :data:`LIBRARIES` ("not installed" where missing)."""
     versions = {}
@@ -40,10 +51,12 @@ def provenance() -> dict:
 def results_record(command: str | None = None) -> dict:
     """What a results file carries beside its numbers: the date (UTC), the commit and library versions, this
     machine's float32 GEMM peak measured now (GFLOP/s: CPU speed drifts between days) and the command that wrote
-    it (None when called from Python)."""
+    it (None when called from Python). ``code_changed_since_commit``: the package's tracked files differed from the
+    commit (the numbers then come from uncommitted code)."""
     from datetime import datetime, timezone
 
     from lightning_mad.machine import gemm_gflops
 
     return {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), **provenance(),
+            "code_changed_since_commit": code_changed(),
             "gemm_gflops": round(gemm_gflops(seconds=0.25), 1), "command": command}

@@ -154,7 +154,7 @@ def test_sweep_heatmap_shows_no_ri_once_and_passes_used():
 
 def test_training_curves_on_a_log_step_axis(tmp_path):
     """Rows of one table run from tens to thousands of steps: a log step axis with plain labels."""
-    from lightning_mad.figures import scores
+    from lightning_mad.figures import curves
 
     paths = {}
     for name, last in (("short", 60), ("long", 6000)):
@@ -163,7 +163,7 @@ def test_training_curves_on_a_log_step_axis(tmp_path):
         steps = np.linspace(last / 6, last, 6).astype(int)
         pd.DataFrame({"step": steps, "val/sdr_vocals": np.linspace(1, 3, 6)}).to_csv(csv / "metrics.csv")
         paths[name] = csv / "metrics.csv"
-    fig = scores.training_curves(paths)
+    fig = curves.training_curves(paths)
     ax = fig.axes[0]
     assert ax.get_xscale() == "log" and "log" in ax.get_xlabel()
     labels = [ax.xaxis.get_major_formatter()(v, 0) for v in ax.get_xticks()]

@@ -1,6 +1,6 @@
 """File-level separation: read any supported audio, separate, write the two stems atomically.
 
-Policies (stated in the README):
+Policies (stated in docs/models.md):
 
 * **Rates**: the model runs at 44.1 kHz; other inputs are resampled (soxr) to 44.1 kHz and the vocals are resampled
   back, so the stems have the input's rate (``keep_model_rate=True`` writes 44.1 kHz instead).

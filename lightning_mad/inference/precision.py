@@ -30,7 +30,7 @@ comparators built from ``nn.Linear`` layers, GRA and MIM-HW (all dense layers), 
 stay float32). MIM-DWF (a Keras GRU that reads its weights directly) is refused with a one-line
 :class:`~lightning_mad.errors.ConfigError`.
 
-Measured on the bundled MIR-1K test clips (README "Lower precision"; the project's rule: within 0.1 dB GNSDR of
+Measured on the bundled MIR-1K test clips (docs/benchmarks.md "Precision"; the project's rule: within 0.1 dB GNSDR of
 fp32): ``bf16`` is supported (shipped GRU-NRI -0.0007 dB; trained GRU-RIS-l +0.0016 dB at tau 1e-3, same passes
 used); ``int8`` is EXPERIMENTAL (shipped GRU-NRI -0.12 dB). Speed: ``benchmarks/precision.py``,
 ``benchmarks/trained.py``.

@@ -253,7 +253,7 @@ def _row_names(runs: Path) -> dict[Path, str]:
 
 def section_training(runs: Path | None) -> str:
     from lightning_mad.figures.common import figure_to_data_uri
-    from lightning_mad.figures.scores import training_curves
+    from lightning_mad.figures.curves import training_curves
 
     paths = sorted(runs.rglob("csv/metrics.csv")) if runs is not None and runs.is_dir() else []
     if not paths:
