@@ -1,5 +1,6 @@
-"""One argument dialect: every research command has --help, typed own keys fail in one format, and help into a
-closed pipe prints no traceback."""
+"""The one command line: every research command has --help listing only what applies, typed own keys fail in one
+format, a wrong command, group choice or key is named, `config` shows where each key came from, `separate --set`
+takes any inference setting, and help into a closed pipe prints no traceback."""
 from __future__ import annotations
 
 import sys
@@ -10,17 +11,67 @@ from lightning_mad import cli
 
 
 # --- one argument dialect ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("command, own", [("train", []), ("evaluate", ["checkpoint=", "protocol="]),
-                                          ("table", ["seeds=", "rows="]), ("sweep", ["dry_run=", "grid.*="]),
-                                          ("mir1k-benchmark", ["budget="])])
-def test_every_research_command_has_help(command, own, capsys):
+GROUP_CHOICES = {"experiment=": "gru_ris_l", "profile=": "budget", "fidelity=": "released_code", "data=": "mir1k",
+                 "trainer=": "ddp_sim"}
+
+
+@pytest.mark.parametrize("command, own, groups", [
+    ("train", [], ["experiment=", "profile=", "fidelity=", "data=", "trainer="]),
+    ("evaluate", ["checkpoint=", "protocol=", "sisec2016"], ["data="]),
+    ("table", ["seeds=", "rows=", "fixed_steps="], ["fidelity=", "trainer="]),
+    ("sweep", ["dry_run=", "grid.*="], ["experiment=", "profile=", "fidelity=", "data=", "trainer="]),
+    ("mir1k-benchmark", ["budget="], ["fidelity=", "trainer="])])
+def test_every_research_command_has_help_listing_only_what_applies(command, own, groups, capsys):
     assert cli.main([command, "--help"]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"usage: lightning-mad {command}")
     for key in own:
         assert key in out
-    for choice in ("gru_ris_l", "budget", "released_code", "mir1k", "ddp_sim", "sisec2016"):
-        assert choice in out  # experiments, profiles, fidelity, data and trainer presets, protocols
+    listed = [line.split()[0] for line in out.splitlines() if line.startswith("  ") and line.split()[0].endswith("=NAME")]
+    assert listed == [g + "NAME" for g in groups]  # the config groups that apply, and no other
+    for group in groups:
+        assert GROUP_CHOICES[group] in out  # with their choices, read from experiments/
+
+
+def test_a_group_that_does_not_apply_is_refused(capsys):
+    assert cli.main(["evaluate", "model=tiny", "trainer=cpu"]) == 2
+    assert "evaluate: argument 'trainer=cpu': trainer= does not apply" in capsys.readouterr().err
+
+
+def test_an_unknown_command_or_key_names_the_wrong_word(capsys):
+    assert cli.main(["trian"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "unknown command 'trian'" in err and "did you mean 'train'" in err
+    assert cli.main(["config", "train", "experiment=tiny", "optim.lrr=1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "'optim.lrr=1'" in err and "'lr'" in err
+    assert cli.main(["config", "train", "experiment=tiny", "profile=quik"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "profile=quik: no such choice" in err and "quick" in err
+    assert cli.main(["config", "tarin"]) == 2
+    assert "did you mean 'train'" in capsys.readouterr().err
+
+
+def test_config_prints_each_key_with_the_layer_that_set_it(capsys):
+    assert cli.main(["config", "train", "experiment=tiny", "profile=budget", "optim.lr=0.25"]) == 0
+    lines = {line.split(" = ")[0]: line for line in capsys.readouterr().out.splitlines() if " = " in line}
+    assert lines["optim.lr"].endswith("# command line") and "0.25" in lines["optim.lr"]
+    assert lines["model.name"].endswith("# experiment tiny")
+    assert lines["fidelity"].endswith("# choice: profile/budget defaults")  # budget picks fidelity clean
+    assert lines["trainer.max_time"].endswith("# profile/budget")
+    assert lines["seed"].endswith("# schema default")
+    # a table row: the row's config under the table's profile and data
+    assert cli.main(["config", "table", "rows=GRU-NRI", "profile=budget"]) == 0
+    out = capsys.readouterr().out
+    assert "model.name = 'gru_nri'" in out and "profile = 'budget'" in out
+
+
+def test_separate_set_takes_any_inference_setting_and_names_a_misspelt_one(capsys):
+    assert cli.parse_settings(["block_frames=1280", "inference.tau=1e-2"], "separate") == {
+        "block_frames": 1280, "tau": 0.01}
+    assert cli.main(["separate", "x.wav", "-o", "out", "--set", "n_itre=3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "'n_itre'" in err
 
 
 def test_typed_own_keys_fail_in_one_format(capsys):

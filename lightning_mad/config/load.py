@@ -96,12 +96,26 @@ def config_layers(args: list[str] | None = None, *, fallback: dict | None = None
         else (exp_defaults, prof_defaults)
     fallback = dict(fallback or {})
 
+    origin = {"experiment": "command line" if "experiment" in groups else "schema default",
+              "profile": "command line" if "profile" in groups else
+              (f"experiment {name} defaults" if "profile" in exp_defaults else "schema default")}
+
     def pick(group: str, schema_default: str) -> str:
+        """The group's choice; ``origin[group]`` says which layer made it."""
+        exp_label, prof_label = f"experiment {name} defaults", f"profile/{profile_name} defaults"
         if group in groups:
+            origin[group] = "command line"
             return groups[group]
         if group in fallback:  # the experiment's own choice, else the caller's, before the profile's
+            origin[group] = exp_label if group in exp_defaults else "caller's fallback"
             return exp_defaults.get(group, fallback[group])
-        return first.get(group, second.get(group, schema_default))
+        for choices, label in ((first, exp_label if first is exp_defaults else prof_label),
+                               (second, prof_label if first is exp_defaults else exp_label)):
+            if group in choices:
+                origin[group] = label
+                return choices[group]
+        origin[group] = "schema default"
+        return schema_default
 
     chosen = {"fidelity": pick("fidelity", schema.fidelity), "data": pick("data", schema.data.preset),
               "trainer": pick("trainer", schema.trainer.preset)}
@@ -122,9 +136,10 @@ def config_layers(args: list[str] | None = None, *, fallback: dict | None = None
         (f"profile/{profile_name} models.{model_name}", prof[2]),
         (f"data/{chosen['data']}", OmegaConf.create({"data": presets["data"]})),
         (f"trainer/{chosen['trainer']}", OmegaConf.create({"trainer": presets["trainer"]})),
-        ("group choice", OmegaConf.create({"experiment": name, "profile": profile_name,
-                                           "fidelity": chosen["fidelity"], "data": {"preset": chosen["data"]},
-                                           "trainer": {"preset": chosen["trainer"]}})),
+        *[(f"choice: {origin[key]}", OmegaConf.create(value)) for key, value in (
+            ("experiment", {"experiment": name}), ("profile", {"profile": profile_name}),
+            ("fidelity", {"fidelity": chosen["fidelity"]}), ("data", {"data": {"preset": chosen["data"]}}),
+            ("trainer", {"trainer": {"preset": chosen["trainer"]}}))],
         ("command line", dotted),
     ]
 
