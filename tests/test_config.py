@@ -52,7 +52,7 @@ def test_bad_config_gives_one_line_error(args, fragment):
 # --- data: table rows keep their own corpus; MedleyDB coefficients ------------------------------------------------
 @pytest.mark.parametrize("data", ["paper", "dsd100"])
 def test_table_rows_keep_their_own_training_data(data):
-    from lightning_mad.table import row_config
+    from lightning_mad.pipeline.registry import row_config
 
     expected = {"gra": "dsd100", "mim_hw": "dsd100", "cha": "dsd100", "mim_dwf": "dsd100", "mim_dwf_plus": "paper",
                 "gru_nri": "paper", "gru_ris_s": "paper", "gru_ris_l": "paper"}

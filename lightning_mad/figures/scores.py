@@ -79,7 +79,7 @@ def _status_kind(status) -> str:
 
 
 def gnsdr_bars(table: pd.DataFrame, score: str = "GNSDR"):
-    """Horizontal bars of ``score`` per row of a MIR-1K benchmark table (``lightning_mad.benchmark_mir1k``
+    """Horizontal bars of ``score`` per row of a MIR-1K benchmark table (``lightning_mad.pipeline.mir1k``
     columns): trained rows plain, oracle rows grey and hatched, published rows orange (their clip count in the
     label); rows without a score (not implemented) are listed at zero with a note."""
     df = table.reset_index(drop=True)
@@ -114,7 +114,7 @@ def gnsdr_bars(table: pd.DataFrame, score: str = "GNSDR"):
 
 def paper_vs_ours(table: pd.DataFrame, metrics: Sequence[str] = ("SDR", "SIR"), ours_label: str = "ours",
                   title: str | None = None):
-    """Grouped bars per row of a table (``lightning_mad.table`` columns, one aggregation): the poster's number
+    """Grouped bars per row of a table (``lightning_mad.pipeline.poster`` columns, one aggregation): the poster's number
     (``paper_<metric>``) beside ours (``<metric>``), one panel per metric. A missing number is not drawn as
     zero: its place is hatched and says n/a; our bars carry their value."""
     rows = table.reset_index(drop=True)
