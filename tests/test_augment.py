@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from lightning_mad.data.excerpts import Augmentation, RandomExcerpts
+from lightning_mad.data.augment import Augmentation
+from lightning_mad.data.excerpts import RandomExcerpts
 from lightning_mad.data.mir1k import MIR1KDataset
 from lightning_mad.inference.separator import separate_vocals
 from lightning_mad.inference.stems import band_bin, shape_vocal_magnitude
@@ -96,7 +97,7 @@ def test_stem_rules_through_the_separator_keep_the_sum():
 
 
 def test_transpose_keeps_length_and_alignment_and_moves_the_pitch():
-    from lightning_mad.data.excerpts import transpose
+    from lightning_mad.data.augment import transpose
 
     rate, n = 44100, 44100
     t = np.arange(2 * n) / rate
@@ -138,7 +139,7 @@ def test_voice_augmentation_is_seeded_as_drawn_and_leaves_other_draws_alone(clip
             shifted += 1
             track, offset = plain.draw(*key)
             raw = clips.arrays(track).arrays["vocals"][offset:]
-            from lightning_mad.data.excerpts import transpose
+            from lightning_mad.data.augment import transpose
 
             expected = transpose(raw, voice["semitones"], 8192) * voice["gain"]
             torch.testing.assert_close(got["vocals"], torch.from_numpy(expected))

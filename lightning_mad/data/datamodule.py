@@ -27,7 +27,8 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from lightning_mad.data.excerpts import (Augmentation, RandomExcerpts, RandomExcerptSampler, ReleasedExcerpts,
+from lightning_mad.data.augment import Augmentation
+from lightning_mad.data.excerpts import (RandomExcerpts, RandomExcerptSampler, ReleasedExcerpts,
                                          ReleasedSampler)
 from lightning_mad.data.registry import build_composition
 from lightning_mad.data.tracks import TrackConcat, collate_tracks
@@ -85,7 +86,7 @@ class SeparationDataModule(pl.LightningDataModule):
         group_size: released scheme's tracks per group.
         base_dir: folder that relative spec roots are resolved against (default: working directory).
         rank, world_size: override the DDP shard (default: from ``torch.distributed``).
-        augment: random scheme only: :class:`~lightning_mad.data.excerpts.Augmentation` fields (None = none).
+        augment: random scheme only: :class:`~lightning_mad.data.augment.Augmentation` fields (None = none).
     """
 
     def __init__(self, train, val=None, test=None, excerpt_samples: int = 60 * 384, excerpt_stride: int = 40 * 384,
