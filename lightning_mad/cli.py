@@ -58,7 +58,7 @@ EVALUATE = Command(
           Key("limit", "int", "only the first N tracks"),
           Key("method", "str", "the method column (default: the model's name)"),
           Key("device", "str", DEVICE_HELP)),
-    groups=("data",))
+    groups=("fidelity", "data"))
 
 TABLE = Command(
     name="table",
@@ -94,7 +94,7 @@ MIR1K_BENCHMARK = Command(
     keys=(Key("budget", "float", "minutes of training per row at a GEMM peak of 220 GFLOP/s, scaled by this "
                                  "machine's measured peak", 10.0),
           Key("data.root", "str", "MIR-1K folder (default: the bundled clips, <sample>/mir1k)"),
-          Key("seeds", "ints", "seeds per row (one table line per seed)", [0]),
+          Key("seeds", "ints", "seeds per row, one table line per seed (default: the config's seed)"),
           Key("rows", "names", "only these rows (by name)"),
           Key("out", "str", "output folder", "results"),
           Key("registry", "str", "row registry (default experiments/tables/mir1k.yaml)"),
@@ -197,7 +197,7 @@ def cmd_mir1k_benchmark(args: list[str]) -> int:
     out = Path(own["out"])
     run_benchmark(budget=own["budget"], data_root=own["data.root"], overrides=rest, registry=own["registry"],
                   rows=own["rows"], out=out, limit=own["limit"], workers=own["workers"], device=own["device"],
-                  seeds=own["seeds"], command=_command_line("mir1k-benchmark", args))
+                  seeds=own["seeds"] or [None], command=_command_line("mir1k-benchmark", args))
     print((out / "mir1k.md").read_text(), flush=True)
     return 0
 
@@ -244,24 +244,35 @@ def _flat(node, prefix: str = "") -> list[tuple[str, object]]:
     return [(prefix.rstrip("."), node)]
 
 
-def _config_arguments(name: str, args: list[str]) -> tuple[list[str], dict]:
-    """The load_config arguments COMMAND would resolve a (row) config from, and the command's own values."""
+def _config_arguments(name: str, args: list[str]) -> tuple[list[str], dict | None, dict]:
+    """The load_config arguments and group fallback COMMAND would resolve its (first row's) config from, and the
+    command's own values. For the tables: the first selected row with an experiment, its first seed, and the
+    budget's overrides where they do not depend on this machine (fixed steps; not a GEMM-scaled max_time)."""
+    from lightning_mad.errors import ConfigError
+
     own, rest = RESEARCH[name].parse(args)
     if name not in ("table", "mir1k-benchmark"):
-        return rest, own
+        return rest, None, own
     from lightning_mad.config.load import experiments_dir
     from lightning_mad.data.registry import sample_root
-    from lightning_mad.pipeline.registry import load_registry, select_rows
+    from lightning_mad.pipeline.mir1k import MIR1KTable
+    from lightning_mad.pipeline.poster import PosterTable
+    from lightning_mad.pipeline.registry import fixed_step_overrides, has_experiment, load_registry, select_rows
 
     stem = "poster" if name == "table" else "mir1k"
     registry = Path(own["registry"] or experiments_dir() / "tables" / f"{stem}.yaml")
-    row = next(r for r in select_rows(load_registry(registry), own["rows"], registry) if r.get("experiment"))
+    row = next((r for r in select_rows(load_registry(registry), own["rows"], registry) if has_experiment(r)), None)
+    if row is None:
+        raise ConfigError(f"config {name}: no selected row of {registry} has an experiment file")
     if name == "table":
-        base = [f"profile={own['profile']}", f"data={own['data']}"]
+        kind = PosterTable(registry, rest, own["profile"], own["data"])
+        extra = fixed_step_overrides(row, registry) if own["fixed_steps"] else []
     else:
-        root = own["data.root"] or str(sample_root() / "mir1k")
-        base = ["profile=budget", "data=mir1k", f"data.root={root}", *row.get("overrides", [])]
-    return [f"experiment={row['experiment']}", *base, *rest], {**own, "row": row["name"]}
+        kind = MIR1KTable(registry, rest, own["budget"], own["data.root"] or str(sample_root() / "mir1k"))
+        extra = []
+    seed = (own["seeds"] or [None])[0]
+    load_args, fallback = kind.row_arguments(row, seed, extra + rest)
+    return load_args, fallback, {**own, "row": row["name"]}
 
 
 def cmd_config(args: list[str]) -> int:
@@ -277,8 +288,8 @@ def cmd_config(args: list[str]) -> int:
     if name not in RESEARCH:
         raise ConfigError(f"config: unknown command {name!r}{_suggest(name, RESEARCH)}; "
                           f"commands with a configuration: {', '.join(RESEARCH)}")
-    load_args, own = _config_arguments(name, rest)
-    cfg, sources = config_sources(load_args)
+    load_args, fallback, own = _config_arguments(name, rest)
+    cfg, sources = config_sources(load_args, fallback=fallback)
     print(f"# {_command_line(name, rest)}")
     shown = {k: v for k, v in own.items() if v is not None}
     if shown:
@@ -348,7 +359,10 @@ def parse_settings(items: list[str], where: str) -> dict:
             raise ConfigError(f"{where}: --set {item!r}: expected KEY=VALUE")
         key, value = item.split("=", 1)
         settings[key.removeprefix("inference.")] = parse_value(value)
-    InferenceSettings.from_mapping(settings, f"{where} --set")  # names the misspelt key
+    try:
+        InferenceSettings.from_mapping(settings, f"{where} --set")  # names the misspelt key
+    except (TypeError, ValueError) as err:  # an ill-typed value (n_iter=abc)
+        raise ConfigError(f"{where} --set: {err}") from None
     return settings
 
 

@@ -17,7 +17,7 @@ GROUP_CHOICES = {"experiment=": "gru_ris_l", "profile=": "budget", "fidelity=": 
 
 @pytest.mark.parametrize("command, own, groups", [
     ("train", [], ["experiment=", "profile=", "fidelity=", "data=", "trainer="]),
-    ("evaluate", ["checkpoint=", "protocol=", "sisec2016"], ["data="]),
+    ("evaluate", ["checkpoint=", "protocol=", "sisec2016"], ["fidelity=", "data="]),
     ("table", ["seeds=", "rows=", "fixed_steps="], ["fidelity=", "trainer="]),
     ("sweep", ["dry_run=", "grid.*="], ["experiment=", "profile=", "fidelity=", "data=", "trainer="]),
     ("mir1k-benchmark", ["budget="], ["fidelity=", "trainer="])])
@@ -31,6 +31,14 @@ def test_every_research_command_has_help_listing_only_what_applies(command, own,
     assert listed == [g + "NAME" for g in groups]  # the config groups that apply, and no other
     for group in groups:
         assert GROUP_CHOICES[group] in out  # with their choices, read from experiments/
+
+
+def test_evaluate_help_lists_every_registered_protocol(capsys):
+    from lightning_mad.evaluation.protocols import PROTOCOLS
+
+    assert cli.main(["evaluate", "--help"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.strip().startswith("protocol="))
+    assert all(name in line for name in PROTOCOLS)
 
 
 def test_a_group_that_does_not_apply_is_refused(capsys):
@@ -60,10 +68,16 @@ def test_config_prints_each_key_with_the_layer_that_set_it(capsys):
     assert lines["fidelity"].endswith("# choice: profile/budget defaults")  # budget picks fidelity clean
     assert lines["trainer.max_time"].endswith("# profile/budget")
     assert lines["seed"].endswith("# schema default")
-    # a table row: the row's config under the table's profile and data
-    assert cli.main(["config", "table", "rows=GRU-NRI", "profile=budget"]) == 0
+    # a table row: the config the table trains it with (its seed, its fixed steps, its own training corpus)
+    assert cli.main(["config", "table", "rows=GRU-NRI", "profile=budget", "fixed_steps=true"]) == 0
+    lines = {line.split(" = ")[0]: line for line in capsys.readouterr().out.splitlines() if " = " in line}
+    assert "'gru_nri'" in lines["model.name"] and "'budget'" in lines["profile"] and " 0 " in lines["seed"] + " "
+    assert "55" in lines["optim.max_steps"] and lines["optim.max_steps"].endswith("# command line")
+    assert cli.main(["config", "table", "rows=GRU-NRI", "data=dsd100"]) == 0  # the row keeps its corpus: paper
+    assert "data.preset = 'paper'" in capsys.readouterr().out
+    assert cli.main(["config", "mir1k-benchmark", "rows=CHA"]) == 0  # the registry row's own overrides
     out = capsys.readouterr().out
-    assert "model.name = 'gru_nri'" in out and "profile = 'budget'" in out
+    assert "model.kwargs.n_sources = 2" in out and "seed = 218" in out
 
 
 def test_separate_set_takes_any_inference_setting_and_names_a_misspelt_one(capsys):

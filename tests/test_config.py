@@ -38,9 +38,9 @@ def test_fidelity_switches_reach_the_model():
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (["experiment=nope"], "nope.yaml: no such config file"),
-    (["experiment=tiny", "profile=fast"], "fast.yaml: no such config file"),
-    (["experiment=tiny", "optim.lr=abc"], "config error"),
+    (["experiment=nope"], "experiment=nope: no such choice"),
+    (["experiment=tiny", "profile=fast"], "profile=fast: no such choice"),
+    (["experiment=tiny", "optim.lr=abc"], "argument 'optim.lr=abc': Value 'abc'"),
     (["experiment=tiny", "bogus"], "expected key=value"),
 ])
 def test_bad_config_gives_one_line_error(args, fragment):

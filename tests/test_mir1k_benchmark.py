@@ -1,6 +1,8 @@
 """`lightning-mad mir1k-benchmark` with a tiny budget and tiny rows (the project registry is checked separately)."""
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import yaml
 
@@ -25,6 +27,8 @@ def test_mir1k_benchmark_tiny(tmp_path, project_root, monkeypatch, capsys):
         "published": [{"name": "DRNN", "GNSDR": 7.45, "GSIR": 13.08, "GSAR": 9.68, "clips": 825}],
         "oracles": [{"name": "IRM", "oracle": "IRM1"}]}))
     out = tmp_path / "results"
+    out.mkdir()  # the budget is scaled by the GEMM peak, measured once per output folder: pinned to the reference
+    (out / "machine.json").write_text('{"gemm_gflops": 220.0, "measured_at": "test"}')
     args = ["mir1k-benchmark", "budget=0.1", f"registry={registry}", f"out={out}", "limit=2", "workers=0",
             f"output_dir={tmp_path / 'runs'}", "logger.wandb=false", "trainer.enable_progress_bar=false",
             "trainer.limit_val_batches=2", "optim.excerpts_per_epoch=64"]
@@ -40,3 +44,8 @@ def test_mir1k_benchmark_tiny(tmp_path, project_root, monkeypatch, capsys):
     oracle = table[table["status"] == "oracle"].iloc[0]
     assert oracle["GNSDR"] > tiny["GNSDR"] and oracle["acc_GNSDR"] > 0  # the IRM separates; a 6-s tiny MaD barely
     assert (out / "mir1k.md").is_file() and "\\begin{tabular}" in (out / "mir1k.tex").read_text()
+    # rows, then oracles, then published rows; the provenance of the whole table beside it
+    assert list(table["status"]) == ["ok", "not implemented", "oracle", "published (825 clips)"]
+    record = json.loads((out / "mir1k.provenance.json").read_text())
+    assert record["gemm_gflops_budget"] == 220.0 and record["command"].startswith("lightning-mad mir1k-benchmark")
+    assert "GEMM peak" in (out / "mir1k.md").read_text().splitlines()[2]

@@ -125,8 +125,12 @@ def config_layers(args: list[str] | None = None, *, fallback: dict | None = None
     except Exception as err:  # omegaconf's validation errors are multi-line; keep the first line
         raise ConfigError(f"experiment={name}: {str(err).splitlines()[0]}") from err
     family = _model_family(model_name)
-    fid = _with_family(presets["fidelity"], family, model_name)
-    prof = _with_family(profile, family, model_name)
+    try:
+        fid = _with_family(presets["fidelity"], family, model_name)
+        prof = _with_family(profile, family, model_name)
+    except Exception as err:  # a malformed models: section
+        raise ConfigError(f"fidelity={chosen['fidelity']} / profile={profile_name}: models section: "
+                          f"{str(err).splitlines()[0]}") from err
     return [
         ("schema default", schema),
         (f"fidelity/{chosen['fidelity']}", fid[0]), (f"fidelity/{chosen['fidelity']} models.{family}", fid[1]),
@@ -177,10 +181,11 @@ def _leaves(node, prefix: str = "") -> list[str]:
     return [prefix.rstrip(".")]
 
 
-def config_sources(args: list[str] | None = None, **kwargs) -> tuple[DictConfig, dict[str, str]]:
+def config_sources(args: list[str] | None = None, *, fallback: dict | None = None, **kwargs
+                   ) -> tuple[DictConfig, dict[str, str]]:
     """The resolved config and, per dotted key, the label of the last layer that set it (``lightning-mad config``)."""
-    layers = config_layers(args, **kwargs)
-    cfg = load_config(args, **kwargs)
+    layers = config_layers(args, fallback=fallback, **kwargs)
+    cfg = load_config(args, fallback=fallback, **kwargs)
     sources = {}
     for label, layer in layers[:-1]:
         for key in _leaves(OmegaConf.to_container(layer, resolve=False)):

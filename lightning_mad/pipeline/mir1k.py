@@ -35,6 +35,7 @@ def _stft_key(stft) -> str:
 class MIR1KTable(TableKind):
     stem = "mir1k"
     command = "mir1k-benchmark"
+    published_before_oracles = False
 
     def __init__(self, registry: Path, overrides: list[str], budget: float, root: str):
         super().__init__(registry, overrides)
@@ -56,15 +57,22 @@ class MIR1KTable(TableKind):
     def wandb_group(self) -> str:
         return f"{table_group(self.registry, 'budget', 'mir1k')}-{self.budget:g}min"
 
-    def row_config(self, row: dict, seed: int, overrides: list[str]):
-        from lightning_mad.config.load import load_config
+    def wandb_run(self) -> tuple[str, list[str], dict]:
+        return (f"mir1k-benchmark-{self.budget:g}min", ["data:mir1k", f"budget:{self.budget:g}min"],
+                {"budget_minutes": self.budget, "data_root": self.root})
 
-        return load_config([f"experiment={row['experiment']}", *self._base(), f"seed={seed}",
-                            f"output_dir=runs/mir1k-benchmark-{self.budget:g}min", *row.get("overrides", []),
-                            *overrides])  # the run folder carries the config's hash
+    def row_arguments(self, row: dict, seed: int | None, overrides: list[str]) -> tuple[list[str], dict | None]:
+        """The load_config arguments of a row: the registry row's overrides, then the table's and the command
+        line's (``seed`` None: the config's own seed)."""
+        return [f"experiment={row['experiment']}", *self._base(), *([f"seed={seed}"] if seed is not None else []),
+                f"output_dir=runs/mir1k-benchmark-{self.budget:g}min", *row.get("overrides", []), *overrides], None
+
+    def budget_label(self) -> str:
+        return f"{self.budget:g} min at GEMM 220 (profile budget)"
 
     def missing_record(self, row: dict) -> dict:
-        return {"method": row["name"], "status": "not implemented", **self.common, "note": row.get("note", "")}
+        return {"method": row["name"], "status": "not implemented", **self.common, "budget": self.budget_label(),
+                "note": row.get("note", "")}
 
     def row_records(self, row: dict, runs: list[RowRun]) -> list[dict]:
         """One record per seed: the global scores, clips, steps, validation score and minutes."""
@@ -78,7 +86,7 @@ class MIR1KTable(TableKind):
             records.append({"method": name, "status": "ok", **mir1k_scores(df), "clips": df["track"].nunique(),
                             "steps": run.result.get("global_step"), "best_val_sdr": run.result.get("best_score"),
                             "minutes": round(run.result.get("train_seconds", math.nan) / 60, 1), **self.common,
-                            "budget": f"{self.budget:g} min at GEMM 220 (profile budget)",
+                            "budget": self.budget_label(),
                             "note": row.get("note", "")})
             model = build_model(run.cfg.model.name, **dict(run.cfg.model.kwargs))
             self.stfts.setdefault(_stft_key(model.stft), (model.stft, row["name"]))
@@ -123,8 +131,9 @@ class MIR1KTable(TableKind):
 def run_benchmark(budget: float = 10.0, data_root: str | None = None, overrides: list[str] | None = None,
                   registry: str | Path | None = None, rows: list[str] | None = None, out: str | Path = "results",
                   limit: int | None = None, workers: int = 1, progress: bool = True, device: str | None = None,
-                  seeds: list[int] = (0,), command: str | None = None) -> pd.DataFrame:
-    """Train, score and tabulate; returns the frame written to ``mir1k.csv``."""
+                  seeds: list[int | None] = (None,), command: str | None = None) -> pd.DataFrame:
+    """Train, score and tabulate; returns the frame written to ``mir1k.csv``. ``seeds``: None = the config's own
+    seed (one table line per row); several seeds give one line per row and seed."""
     from lightning_mad.config.load import experiments_dir
     from lightning_mad.data.registry import sample_root
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lightning_mad.pipeline.registry import row_config, table_group
+from lightning_mad.pipeline.registry import row_arguments, table_group
 from lightning_mad.pipeline.run import Budget, RowRun, TableKind, run_pipeline
 from lightning_mad.report.cells import TABLE_COLUMNS, TABLE_HEADER, latex_table, markdown_table, table_cells
 
@@ -56,8 +56,13 @@ class PosterTable(TableKind):
     def wandb_group(self) -> str:
         return table_group(self.registry, self.profile, self.data)
 
-    def row_config(self, row: dict, seed: int, overrides: list[str]):
-        return row_config(row["experiment"], self.profile, self.data, overrides, seed)
+    def wandb_run(self) -> tuple[str, list[str], dict]:
+        return (f"table-{self.profile}-{self.data}", [f"profile:{self.profile}", f"data:{self.data}"],
+                {"profile": self.profile, "data": self.data})
+
+    def row_arguments(self, row: dict, seed: int | None, overrides: list[str]) -> tuple[list[str], dict | None]:
+        """The load_config arguments and fallback of a row (``lightning-mad config table`` shows their result)."""
+        return row_arguments(row["experiment"], self.profile, self.data, overrides, seed)
 
     def base_record(self, row: dict) -> dict:
         paper, official = row.get("paper") or {}, row.get("official") or {}

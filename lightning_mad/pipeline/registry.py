@@ -76,6 +76,16 @@ def budget_overrides(budget: float, peak_gflops: float, val_check_interval, over
     return extra, note
 
 
+def row_arguments(experiment: str, profile: str, data: str, overrides: list[str] | None = None,
+                  seed: int | None = None) -> tuple[list[str], dict | None]:
+    """The load_config arguments and group fallback of one poster-table row (:func:`row_config`)."""
+    args = [f"experiment={experiment}", f"profile={profile}", *([f"seed={seed}"] if seed is not None else []),
+            *(overrides or [])]
+    if data == "sample":
+        return args + ["data=sample"], None
+    return args, {"data": data}
+
+
 def row_config(experiment: str, profile: str, data: str, overrides: list[str] | None = None, seed: int | None = None):
     """The config of one table row. ``data=sample``: every row on the bundled sample. Any other data preset is the
     table's *test* corpus: a row whose experiment names its training data keeps it (CHA, GRA, MIM-HW, MIM-DWF:
@@ -83,11 +93,8 @@ def row_config(experiment: str, profile: str, data: str, overrides: list[str] | 
     gives the corpus roots (``data.root=``, ``data.medleydb_root=``), never the rows' corpora."""
     from lightning_mad.config.load import load_config
 
-    args = [f"experiment={experiment}", f"profile={profile}", *([f"seed={seed}"] if seed is not None else []),
-            *(overrides or [])]
-    if data == "sample":
-        return load_config(args + ["data=sample"])
-    return load_config(args, fallback={"data": data})
+    args, fallback = row_arguments(experiment, profile, data, overrides, seed)
+    return load_config(args, fallback=fallback)
 
 
 def table_group(registry: str | Path, profile: str, data: str) -> str:
@@ -104,10 +111,10 @@ def with_wandb_row(cfg, group: str, name: str):
     return cfg
 
 
-def check_same_test_split(cfg, test_cfg, row: str) -> None:
+def check_same_test_split(cfg, test_cfg, row: str, command: str = "table") -> None:
     """Every row is scored on the table's test split: a row whose data preset tests elsewhere is an error."""
     from omegaconf import OmegaConf
 
     if OmegaConf.to_container(cfg.data.test, resolve=True) != OmegaConf.to_container(test_cfg.data.test, resolve=True):
-        raise ConfigError(f"table: row {row!r} trains on data preset {cfg.data.preset!r}, whose test split is not "
+        raise ConfigError(f"{command}: row {row!r} trains on data preset {cfg.data.preset!r}, whose test split is not "
                           f"the table's ({test_cfg.data.preset!r}); choose data= with the same test corpus")

@@ -53,7 +53,7 @@ class TableKind:
 
     stem = "table"           # <out>/<stem>.{csv,md,tex}
     command = "table"        # the CLI command (for messages)
-    default_registry = "poster.yaml"
+    published_before_oracles = True  # row order of the written table
 
     def __init__(self, registry: Path, overrides: list[str]):
         self.registry, self.overrides = registry, overrides
@@ -68,8 +68,19 @@ class TableKind:
     def wandb_group(self) -> str:
         raise NotImplementedError
 
-    def row_config(self, row: dict, seed: int, overrides: list[str]):
+    def wandb_run(self) -> tuple[str, list[str], dict]:
+        """The W&B run of the table itself: name, tags and config entries."""
         raise NotImplementedError
+
+    def row_arguments(self, row: dict, seed: int | None, overrides: list[str]) -> tuple[list[str], dict | None]:
+        """The load_config arguments and group fallback a row trains with (``lightning-mad config`` shows them)."""
+        raise NotImplementedError
+
+    def row_config(self, row: dict, seed: int | None, overrides: list[str]):
+        from lightning_mad.config.load import load_config
+
+        args, fallback = self.row_arguments(row, seed, overrides)
+        return load_config(args, fallback=fallback)
 
     def reused_records(self, row: dict, done: dict[str, list[dict]]) -> list[dict] | None:
         """Records of a row that is another row's run (None: train it)."""
@@ -109,21 +120,24 @@ def table_budget(kind: TableKind, budget: Budget, out: Path, peak: float) -> Bud
     elif budget.minutes is not None:
         interval = kind.test_config().trainer.val_check_interval
         budget.overrides, budget.note = registries.budget_overrides(budget.minutes, peak, interval, kind.overrides)
-        budget.note += f", {out / 'machine.json'}"
+        budget.note = budget.note.replace(" GFLOP/s)", f" GFLOP/s, {out / 'machine.json'})", 1)
     if budget.note:
         print(f"{kind.command}: {budget.note}", flush=True)
     return budget
 
 
-def run_pipeline(kind: TableKind, *, budget: Budget, seeds: list[int] = (0,), rows: list[str] | None = None,
+def run_pipeline(kind: TableKind, *, budget: Budget, seeds: list[int | None] = (0,), rows: list[str] | None = None,
                  out: str | Path = "results", workers: int = 1, limit: int | None = None,
                  tracks: list[str] | None = None, oracles: bool = True, progress: bool = True,
                  device: str | None = None, command: str | None = None) -> pd.DataFrame:
     """Train, evaluate and tabulate every selected row; returns the long frame written to ``<out>/<stem>.csv``.
 
-    ``device``: where evaluation, the listening examples and the recurrent-inference sweep separate (None: cuda when
-    available, else cpu; training follows ``trainer=``); scores are computed on the CPU. ``command``: the command
-    line recorded in ``<out>/<stem>.provenance.json`` and the markdown's header.
+    ``seeds``: one run per seed and row (``None``: the config's own seed). Overrides apply in this order, later
+    winning: the budget's (``trainer.max_time`` or a row's fixed steps), then ``kind.overrides`` (the command
+    line's), so an explicit ``trainer.max_time=`` beats the budget. ``device``: where evaluation, the listening
+    examples and the recurrent-inference sweep separate (None: cuda when available, else cpu; training follows
+    ``trainer=``); scores are computed on the CPU. ``command``: the command line recorded in
+    ``<out>/<stem>.provenance.json`` and the markdown's header.
     """
     from lightning_mad import machine
     from lightning_mad.data.specs import split_dataset
@@ -156,9 +170,9 @@ def run_pipeline(kind: TableKind, *, budget: Budget, seeds: list[int] = (0,), ro
         runs = []
         for seed in seeds:
             extra = registries.fixed_step_overrides(row, kind.registry) if budget.fixed_steps else []
-            cfg = kind.row_config(row, seed, kind.overrides + budget.overrides + extra)
-            cfg = registries.with_wandb_row(cfg, group, f"{row['name']} seed{seed}")
-            registries.check_same_test_split(cfg, test_cfg, row["name"])
+            cfg = kind.row_config(row, seed, budget.overrides + extra + kind.overrides)
+            cfg = registries.with_wandb_row(cfg, group, row["name"] + (f" seed{seed}" if seed is not None else ""))
+            registries.check_same_test_split(cfg, test_cfg, row["name"], kind.command)
             with clock.phase("train", row["name"]):
                 result = train(cfg)
             runs_root = Path(result["run_dir"]).parent
@@ -184,11 +198,13 @@ def run_pipeline(kind: TableKind, *, budget: Budget, seeds: list[int] = (0,), ro
         done[row["name"]] = kind.row_records(row, runs)
         records += done[row["name"]]
 
-    records += kind.published_records(reg)
+    oracle_records = []
     if oracles and reg.get("oracles"):
         selection = TrackSelection(split_dataset(test_cfg), tracks, limit)
         with clock.phase("oracles"):
-            records += kind.oracle_records(reg, selection, out, workers, progress)
+            oracle_records = kind.oracle_records(reg, selection, out, workers, progress)
+    published = kind.published_records(reg)
+    records += published + oracle_records if kind.published_before_oracles else oracle_records + published
 
     table = kind.frame(records)
     record = {**results_record(command), "gemm_gflops_budget": peak, "budget": budget.note,
@@ -227,5 +243,6 @@ def log_to_wandb(kind: TableKind, table: pd.DataFrame, cfg, group: str, out: Pat
 
     settings = table_logging(cfg)
     if settings:
-        log_tables(group, {kind.stem: table}, group=group, job_type="table", tags=[f"table:{kind.stem}"],
-                   save_dir=out, config=record, **settings)
+        name, tags, config = kind.wandb_run()
+        log_tables(name, {kind.stem: table}, group=group, job_type="table", tags=tags, save_dir=out,
+                   config={**config, **record}, **settings)
