@@ -21,6 +21,7 @@ import argparse
 import math
 import subprocess
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -58,16 +59,18 @@ PILOTS = {
 COLUMNS = ["pilot", "train_singer", "scored_singer", "seed", "steps", "train_minutes", "s_per_step", "gemm_gflops",
            "data_wait_pct", "clips", "GNSDR_vocals", "GNSDR_accomp", "GSIR_vocals", "GSAR_vocals",
            "NSDR_vocals_std", "NSDR_vocals_iqr", "NSDR_accomp_std", "NSDR_accomp_iqr", "eval_minutes",
-           "commit", "overrides"]
+           "commit", "overrides", "date"]
 
 
 def source_revision() -> str:
-    """HEAD commit of the checkout, with ``+dirty`` when tracked files differ from it."""
+    """HEAD commit of the checkout, with ``+dirty`` when tracked files other than these results files differ from
+    it (the pilots rewrite ``benchmarks/pilots-loso*`` as they go)."""
     def git(*args):
         return subprocess.run(["git", *args], capture_output=True, text=True, cwd=ROOT).stdout.strip()
 
     commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    return commit + ("+dirty" if git("status", "--porcelain", "-uno") else "")
+    changed = git("status", "--porcelain", "-uno", "--", ".", ":(exclude)benchmarks/pilots-loso*")
+    return commit + ("+dirty" if changed else "")
 
 
 def clip_spread(df: pd.DataFrame, target: str) -> tuple[float, float]:
@@ -126,7 +129,9 @@ def run_pilot(name: str, overrides: list[str], train_singer: str, seed: int, ste
             "GNSDR_vocals": scores["GNSDR"], "GNSDR_accomp": scores["acc_GNSDR"], "GSIR_vocals": scores["GSIR"],
             "GSAR_vocals": scores["GSAR"], "NSDR_vocals_std": v_std, "NSDR_vocals_iqr": v_iqr,
             "NSDR_accomp_std": a_std, "NSDR_accomp_iqr": a_iqr, "eval_minutes": eval_minutes,
-            "commit": revision, "overrides": " ".join(overrides)}, clip_rows(name, train_singer, seed, steps, df)
+            "commit": revision, "overrides": " ".join(overrides),
+            "date": datetime.now(timezone.utc).isoformat(timespec="minutes")}, \
+        clip_rows(name, train_singer, seed, steps, df)
 
 
 CLIP_COLUMNS = ["pilot", "train_singer", "seed", "steps", "track", "target", "NSDR"]
@@ -175,7 +180,7 @@ def to_markdown(table: pd.DataFrame) -> str:
     lines = ["LOSO pilots (MIR-1K training singers; `python -m benchmarks.pilots --protocol loso ...`). GNSDR: "
              "length-weighted mean NSDR over every clip of the scored singer, last checkpoint; spread: std / IQR "
              "of the per-clip NSDR (dB). Minutes: training only, beside other work; GEMM: same-process peak "
-             "(GFLOP/s). Data: batch-making time as % of a step.", "",
+             "(GFLOP/s). Data: batch-making time as % of a step. The date of each row is in the .csv.", "",
              "| pilot | train -> scored | seed | steps | min | s/step | GEMM | data % | GNSDR voc | GNSDR acc | "
              "GSIR voc | GSAR voc | NSDR voc std / IQR | NSDR acc std / IQR | commit | overrides |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
