@@ -295,7 +295,7 @@ def cmd_config(args: list[str]) -> int:
     if shown:
         print("# own keys: " + " ".join(f"{k}={v}" for k, v in shown.items()))
     items = _flat(OmegaConf.to_container(cfg, resolve=True))
-    width = max(len(f"{k} = {v!r}") for k, v in items)
+    width = min(72, max(len(f"{k} = {v!r}") for k, v in items))  # a long list value does not widen every line
     for key, value in items:
         layer = sources.get(key) or next((sources[p] for p in sorted(sources, key=len, reverse=True)
                                           if key.startswith(p + ".")), "schema default")
