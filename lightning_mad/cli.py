@@ -60,6 +60,17 @@ EVALUATE = Command(
           Key("device", "str", DEVICE_HELP)),
     groups=("fidelity", "data"))
 
+
+def pipeline_keys(registry: str) -> tuple[Key, ...]:
+    """The own keys both table commands share (one pipeline: lightning_mad.pipeline.run)."""
+    return (Key("registry", "str", f"row registry (default experiments/tables/{registry})"),
+            Key("rows", "names", "only these rows (by name)"),
+            Key("out", "str", "output folder", "results"),
+            Key("workers", "int", "scoring processes", 1),
+            Key("limit", "int", "only the first N test tracks"),
+            Key("device", "str", DEVICE_HELP + "; training follows trainer="))
+
+
 TABLE = Command(
     name="table",
     usage="lightning-mad table [profile=quick] [data=sample] [data.root=DIR] [seeds=0,1] [rows=A,B] [key=value ...]",
@@ -70,18 +81,13 @@ TABLE = Command(
     keys=(Key("profile", "str", "training profile of every row", "quick"),
           Key("data", "str", "sample, or the test corpus's data preset (dsd100 / paper)", "sample"),
           Key("seeds", "ints", "seeds per row (median and spread over seeds)", [0]),
-          Key("registry", "str", "table registry (default experiments/tables/poster.yaml)"),
-          Key("rows", "names", "only these rows (by name)"),
-          Key("out", "str", "output folder", "results"),
-          Key("workers", "int", "scoring processes", 1),
-          Key("limit", "int", "only the first N test tracks"),
+          *pipeline_keys("poster.yaml"),
           Key("tracks", "names", "only these test tracks"),
           Key("oracles", "bool", "score the oracle rows", True),
           Key("budget", "float", "minutes of training per row at a GEMM peak of 220 GFLOP/s, scaled by this "
                                  "machine's measured peak (sets every row's trainer.max_time)"),
           Key("fixed_steps", "bool", "train every row for the optimiser steps of its registry entry (steps:), no "
-                                     "time limit: the same numbers on every machine", False),
-          Key("device", "str", DEVICE_HELP + "; training follows trainer=")),
+                                     "time limit: the same numbers on every machine", False)),
     groups=("fidelity", "trainer"))
 
 MIR1K_BENCHMARK = Command(
@@ -95,12 +101,7 @@ MIR1K_BENCHMARK = Command(
                                  "machine's measured peak", 10.0),
           Key("data.root", "str", "MIR-1K folder (default: the bundled clips, <sample>/mir1k)"),
           Key("seeds", "ints", "seeds per row, one table line per seed (default: the config's seed)"),
-          Key("rows", "names", "only these rows (by name)"),
-          Key("out", "str", "output folder", "results"),
-          Key("registry", "str", "row registry (default experiments/tables/mir1k.yaml)"),
-          Key("limit", "int", "only the first N test clips"),
-          Key("workers", "int", "scoring processes", 1),
-          Key("device", "str", DEVICE_HELP + "; training follows trainer=")),
+          *pipeline_keys("mir1k.yaml")),
     groups=("fidelity", "trainer"))
 
 SWEEP = Command(
