@@ -2,7 +2,7 @@
 
 ``model_source`` is a Lightning checkpoint, a release file of ``lightning-mad export``, a shipped pretrained model
 or a registered model name (``tiny``: random weights, for tests). The command line (``lightning-mad evaluate``) is
-parsed in :mod:`lightning_mad.cli`.
+parsed in :mod:`lightning_mad.cli.research`.
 
 Inference settings: the checkpoint's own (what it was trained for), then ``overrides`` (the ``inference.*`` keys
 given explicitly on the command line: :func:`explicit_inference`). The experiment's defaults do NOT override the
