@@ -54,6 +54,9 @@ PILOTS = {
     "snr5": ["data.augment.snr_db=[-5,5]"],
     "remix_offsets_gain3": ["data.augment.remix=0.5", "data.augment.independent_offsets=true",
                             "data.augment.gain_db=3"],
+    # combinations, where single changes pointed the same way in the 500-step screen
+    "transpose3_remix": ["data.augment.transpose_semitones=3", "data.augment.transpose_p=0.7",
+                         "data.augment.remix=0.5", "data.augment.independent_offsets=true", "data.augment.gain_db=3"],
 }
 
 COLUMNS = ["pilot", "train_singer", "scored_singer", "seed", "steps", "train_minutes", "s_per_step", "gemm_gflops",
