@@ -21,15 +21,6 @@ CONFIG = Command(
     takes_config=False)
 
 
-def _flat(node, prefix: str = "") -> list[tuple[str, object]]:
-    if isinstance(node, dict):
-        out = []
-        for k, v in node.items():
-            out += _flat(v, f"{prefix}{k}.") if isinstance(v, dict) and v else [(f"{prefix}{k}", v)]
-        return out
-    return [(prefix.rstrip("."), node)]
-
-
 def _config_arguments(name: str, args: list[str]) -> tuple[list[str], dict | None, dict]:
     """The load_config arguments and group fallback COMMAND would resolve its (first row's) config from, and the
     command's own values. For the tables: the first selected row with an experiment, its first seed, and the
@@ -65,7 +56,7 @@ def cmd_config(args: list[str]) -> int:
     from omegaconf import OmegaConf
 
     from lightning_mad.config.arguments import HelpRequested
-    from lightning_mad.config.load import config_sources
+    from lightning_mad.config.load import config_sources, flat_items
     from lightning_mad.errors import ConfigError
 
     if not args or args[0] in ("-h", "--help", "help"):
@@ -80,12 +71,10 @@ def cmd_config(args: list[str]) -> int:
     shown = {k: v for k, v in own.items() if v is not None}
     if shown:
         print("# own keys: " + " ".join(f"{k}={v}" for k, v in shown.items()))
-    items = _flat(OmegaConf.to_container(cfg, resolve=True))
+    items = flat_items(OmegaConf.to_container(cfg, resolve=True))
     width = min(72, max(len(f"{k} = {v!r}") for k, v in items))  # a long list value does not widen every line
     for key, value in items:
-        layer = sources.get(key) or next((sources[p] for p in sorted(sources, key=len, reverse=True)
-                                          if key.startswith(p + ".")), "schema default")
-        print(f"{key + ' = ' + repr(value):<{width}}  # {layer}")
+        print(f"{key + ' = ' + repr(value):<{width}}  # {sources[key]}")
     return 0
 
 

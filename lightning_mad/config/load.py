@@ -171,29 +171,34 @@ def load_config(args: list[str] | None = None, *, fallback: dict | None = None, 
     return cfg
 
 
-def _leaves(node, prefix: str = "") -> list[str]:
-    """Dotted paths of the leaves of a plain container (a list is one leaf)."""
+def flat_items(node, prefix: str = "") -> list[tuple[str, object]]:
+    """``(dotted key, value)`` of every leaf of a plain nested dict, in order (a list or an empty dict is one leaf)."""
     if isinstance(node, dict):
         out = []
         for k, v in node.items():
-            out += _leaves(v, f"{prefix}{k}.") if isinstance(v, dict) and v else [f"{prefix}{k}"]
+            out += flat_items(v, f"{prefix}{k}.") if isinstance(v, dict) and v else [(f"{prefix}{k}", v)]
         return out
-    return [prefix.rstrip(".")]
+    return [(prefix.rstrip("."), node)]
 
 
 def config_sources(args: list[str] | None = None, *, fallback: dict | None = None, **kwargs
                    ) -> tuple[DictConfig, dict[str, str]]:
-    """The resolved config and, per dotted key, the label of the last layer that set it (``lightning-mad config``)."""
+    """The resolved config and, for every leaf of it (dotted key), the label of the last layer that set it or the
+    key above it (``lightning-mad config``); "schema default" where no layer did."""
     layers = config_layers(args, fallback=fallback, **kwargs)
     cfg = load_config(args, fallback=fallback, **kwargs)
-    sources = {}
+    set_by = {}
     for label, layer in layers[:-1]:
-        for key in _leaves(OmegaConf.to_container(layer, resolve=False)):
-            sources[key] = label
+        for key, _ in flat_items(OmegaConf.to_container(layer, resolve=False)):
+            set_by[key] = label
     for arg in layers[-1][1]:
         key = arg.split("=", 1)[0]
-        for leaf in [k for k in sources if k == key or k.startswith(key + ".")] or [key]:
-            sources[leaf] = "command line"
+        for leaf in [k for k in set_by if k == key or k.startswith(key + ".")] or [key]:
+            set_by[leaf] = "command line"
+    by_length = sorted(set_by, key=len, reverse=True)
+    sources = {key: set_by.get(key) or next((set_by[p] for p in by_length if key.startswith(p + ".")),
+                                             "schema default")
+               for key, _ in flat_items(OmegaConf.to_container(cfg, resolve=True))}
     return cfg, sources
 
 

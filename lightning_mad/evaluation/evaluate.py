@@ -34,6 +34,8 @@ from lightning_mad.data.specs import default_protocols, split_dataset
 from lightning_mad.errors import ConfigError
 
 METRICS = ("SDR", "SIR", "SAR", "ISR")
+
+
 @dataclass
 class EvaluationResult:
     """What :func:`evaluate` returns: per protocol, the long frame, the summary and the output folder."""
@@ -51,7 +53,6 @@ def explicit_inference(cfg, args: Iterable[str]) -> dict:
     checkpoint's stored settings; the experiment's defaults do not)."""
     given = [a.split("=", 1)[0][len("inference."):] for a in args if a.startswith("inference.")]
     return {k: cfg.inference[k] for k in given}
-
 
 
 class TrackSelection:

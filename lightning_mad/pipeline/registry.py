@@ -56,17 +56,19 @@ def fixed_step_overrides(row: dict, registry: Path) -> list[str]:
             "trainer.check_val_every_n_epoch=null", f"trainer.limit_val_batches={ONE_VALIDATION_CLIPS}"]
 
 
-def budget_overrides(budget: float, peak_gflops: float, val_check_interval, overrides: list[str]
-                     ) -> tuple[list[str], str]:
+def budget_overrides(budget: float, peak_gflops: float, val_check_interval, overrides: list[str],
+                     peak_record: Path | None = None) -> tuple[list[str], str]:
     """``trainer.max_time`` for ``budget`` minutes at the reference GEMM peak, scaled by the peak measured here, and
     a one-validation limit where the budget is shorter than the profile's validation interval. Returns the
-    overrides and a sentence saying what they do."""
+    overrides and a sentence saying what they do (naming ``peak_record``, the file the peak was read from)."""
     from lightning_mad import machine
 
     seconds = machine.scaled_seconds(budget, peak_gflops)
     extra = [f"trainer.max_time={machine.max_time(seconds)}"]
+    where = f", {peak_record}" if peak_record else ""
     note = (f"a wall-clock budget (steps, and so the numbers, vary by machine and day): {budget:g} min per row at "
-            f"GEMM {machine.REFERENCE_GEMM_GFLOPS:g} GFLOP/s = {seconds} s here (GEMM peak {peak_gflops:g} GFLOP/s)")
+            f"GEMM {machine.REFERENCE_GEMM_GFLOPS:g} GFLOP/s = {seconds} s here (GEMM peak {peak_gflops:g} GFLOP/s"
+            f"{where})")
     interval = val_check_interval
     if (isinstance(interval, str) and ":" in interval and seconds < machine.max_time_seconds(interval)
             and not any(o.startswith("trainer.limit_val_batches=") for o in overrides)):

@@ -119,8 +119,8 @@ def table_budget(kind: TableKind, budget: Budget, out: Path, peak: float) -> Bud
                        f"validation at the stop on {registries.ONE_VALIDATION_CLIPS} clips")
     elif budget.minutes is not None:
         interval = kind.test_config().trainer.val_check_interval
-        budget.overrides, budget.note = registries.budget_overrides(budget.minutes, peak, interval, kind.overrides)
-        budget.note = budget.note.replace(" GFLOP/s)", f" GFLOP/s, {out / 'machine.json'})", 1)
+        budget.overrides, budget.note = registries.budget_overrides(budget.minutes, peak, interval, kind.overrides,
+                                                                    out / "machine.json")
     if budget.note:
         print(f"{kind.command}: {budget.note}", flush=True)
     return budget
