@@ -107,6 +107,27 @@ def main(argv=None) -> None:
     print(card)
 
 
+def recipe_lines(config: str, finished: dict) -> list[str]:
+    """The card's lines on how the checkpoint was chosen and on the data augmentation of the run."""
+    import yaml
+
+    resolved = yaml.safe_load(config)
+    augment = {k: v for k, v in resolved["data"]["augment"].items() if v not in (0, 0.0, False, [], None)}
+    optim = resolved["optim"]
+    lines = [f"- Optimiser: Adam {optim['lr']:g}, batch {optim['batch_size']}, schedule `{optim['schedule']}`, "
+             f"sequence length {resolved['model']['kwargs'].get('seq_len', 60)} frames."]
+    lines.append("- Data augmentation (`data.augment`): " +
+                 (", ".join(f"`{k}={v}`" for k, v in augment.items()) if augment else "none") +
+                 ". The recipe was chosen by leave-one-singer-out pilots on the two training singers "
+                 "(`benchmarks/pilots-loso.md`, docs/mir1k.md), never on the test singers.")
+    if finished.get("best_score") is None:
+        lines.append(f"- Checkpoint: the last one of a fixed schedule ({finished['global_step']} steps, no validation "
+                     "during training); the pilots compared the last checkpoints of 500- and 1,000-step runs.")
+    else:
+        lines.append(f"- Best validation global SDR (the selection metric, not BSS Eval): {finished['best_score']:.2f} dB.")
+    return lines
+
+
 def _field(config: str, key: str) -> str:
     """A top-level scalar of a run's config.yaml."""
     match = re.search(rf"^{key}: (\S+)", config, re.M)
@@ -120,14 +141,16 @@ def _row(s: dict) -> str:
 def render_card(name, file, digest, commit, command, finished, settings, chosen, val, test, test_residual,
                 falcon_limited, falcon_full, curve, peak, config) -> str:
     minutes = finished["train_seconds"] / 60
+    fixed = finished.get("best_score") is None  # no validation during training: the last checkpoint is shipped
+    selection = ("chose the inference defaults; the checkpoint is the last one of a fixed schedule" if fixed else
+                 "selected the checkpoint and the inference defaults")
     header = "| GNSDR | GSIR | GSAR | acc. GNSDR | acc. GSIR | acc. GSAR |"
     lines = [
         f"# Model card: `{name}` ({file.name})", "",
         "MaD GRU-NRI (17,363,578 parameters, the paper's architecture unchanged) trained on MIR-1K.", "",
         "## Data and license",
-        "- Training: MIR-1K singers abjones and amy (165 clips; their last 10 clips are the validation set that "
-        "selected the checkpoint and the inference defaults). Test: the 42 bundled clips of the 17 other singers, "
-        "never seen in training or selection.",
+        f"- Training: MIR-1K singers abjones and amy (165 clips; their last 10 clips are the validation set that "
+        f"{selection}). Test: the 42 bundled clips of the 17 other singers, never seen in training or selection.",
         "- MIR-1K (Hsu & Jang, IEEE TASLP 2010) is distributed by its authors for research; no license text was "
         "found. **These weights are for research use only**, like the data they were trained on.",
         "- MIR-1K is 16 kHz audio (resampled to 44.1 kHz here): the model never saw content above 8 kHz. The shipped "
@@ -138,7 +161,7 @@ def render_card(name, file, digest, commit, command, finished, settings, chosen,
         f"- Fidelity: `{_field(config, 'fidelity')}` (MAD-SPEC §13; `clean` = voice-magnitude target, no masker-loss "
         f"gate, unclipped input), profile `{_field(config, 'profile')}`; {finished['global_step']} optimiser steps in {minutes:.1f} min on 2 CPU cores (GEMM peak "
         f"measured when shipping: {peak:.0f} GFLOP/s; training-time figures in docs/models.md).",
-        f"- Best validation global SDR (the selection metric, not BSS Eval): {finished['best_score']:.2f} dB.",
+        *recipe_lines(config, finished),
         f"- Resolved config of the run: `{Path(finished['run_dir']) / 'config.yaml'}` (not shipped); "
         f"`optim.max_steps={finished['global_step']}` replays it.", "",
         "## Shipped inference defaults",
@@ -159,7 +182,8 @@ def render_card(name, file, digest, commit, command, finished, settings, chosen,
         v, a = f["vocals"], f["accompaniment"]
         lines.append(f"| {label} | {v['SDR']:.2f} | {v['SIR']:.2f} | {v['SAR']:.2f} | {a['SDR']:.2f} | "
                      f"{a['SIR']:.2f} | {a['SAR']:.2f} |")
-    lines += ["", "## Learning curve (best checkpoint as of each mark, test clips, shipped defaults)", "",
+    lines += ["", f"## Learning curve ({'checkpoint' if fixed else 'best checkpoint'} as of each mark, test clips, shipped "
+              "defaults; these scores chose nothing)", "",
               "| minutes | step | GNSDR | acc. GNSDR |", "|---|---|---|---|"]
     lines += [f"| {c['minutes']:g} | {c['step']} | {c['GNSDR']:.2f} | {c['acc_GNSDR']:.2f} |" for c in curve]
     lines += ["", "## File", f"- `{file.name}`: {file.stat().st_size / 1e6:.1f} MB, float16 weights "
