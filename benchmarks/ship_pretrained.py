@@ -90,7 +90,7 @@ def main(argv=None) -> None:
     falcon_limited = _falcon(str(file), work / "falcon_band_limited", {})
     falcon_full = _falcon(str(file), work / "falcon_full_band", {"band_limit_hz": 0.0})
 
-    # 4. learning curve: the best checkpoint as of 15 / 30 / 60 / 90 minutes, scored like the release
+    # 4. learning curve: the (best, when the run validated) checkpoint as of each snapshot mark, scored like the release
     curve = []
     for snap in sorted((run / "checkpoints").glob("best-at-*min.ckpt"), key=lambda p: float(p.stem[8:-3])):
         import torch

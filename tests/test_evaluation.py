@@ -415,3 +415,19 @@ def test_scores_of_an_older_scorer_are_recomputed(tmp_path):
     assert sep.calls == 2
     evaluate_tracks(tracks, sep, "museval", tmp_path, n_workers=0, progress=False)
     assert sep.calls == 2  # same version: reused
+
+
+def test_a_reshipped_pretrained_model_is_not_read_from_old_scores(tmp_path, monkeypatch):
+    """Stored per-track scores are keyed on the model's identity: a shipped name by its release file's content, so
+    replacing the weights under the same name re-scores instead of reusing the old model's files."""
+    import lightning_mad.pretrained as pretrained
+    from lightning_mad.evaluation.evaluate import model_identity
+
+    monkeypatch.setattr(pretrained, "PRETRAINED_DIR", tmp_path)
+    release = tmp_path / pretrained.PRETRAINED["mad-mir1k"][0]
+    release.write_bytes(b"old weights")
+    before = model_identity("mad-mir1k")
+    release.write_bytes(b"new weights")
+    after = model_identity("mad-mir1k")
+    assert before.startswith("mad-mir1k:sha256:") and before != after
+    assert model_identity(release) != model_identity("mad-mir1k")  # a path is identified as a file

@@ -88,6 +88,20 @@ def _default_out_dir(source: str, cfg, split: str) -> Path:
     return Path("results") / "eval" / (path.stem if path.suffix else source) / tag
 
 
+
+def model_identity(model_source) -> str:
+    """What stored per-track scores are keyed on, so that other weights are scored anew: a file by path, size and
+    modification time; a shipped model name by its release file's sha256 (a re-shipped model keeps its name)."""
+    from lightning_mad.pretrained import PRETRAINED, pretrained_path, sha256
+
+    source = Path(model_source)
+    if source.is_file():
+        return f"{source.resolve()}:{source.stat().st_size}:{source.stat().st_mtime_ns}"
+    if str(model_source) in PRETRAINED and pretrained_path(str(model_source)).is_file():
+        return f"{model_source}:sha256:{sha256(pretrained_path(str(model_source)))}"
+    return str(model_source)
+
+
 def evaluate(
     cfg,
     model_source: str,
@@ -143,11 +157,7 @@ def evaluate(
     dataset = split_dataset(cfg, split)
     selected = TrackSelection(dataset, tracks, limit)
     method = method_name or (Path(model_source).stem if Path(model_source).suffix else str(model_source))
-    source = Path(model_source)
-    # a file is identified by path, size and modification time, so a retrained checkpoint is scored anew
-    source_id = (f"{source.resolve()}:{source.stat().st_size}:{source.stat().st_mtime_ns}" if source.is_file()
-                 else str(model_source))
-    settings = {"model": source_id, "inference": separator.settings.to_dict()}
+    settings = {"model": model_identity(model_source), "inference": separator.settings.to_dict()}
     out_root = Path(out_dir) if out_dir else _default_out_dir(model_source, cfg, split)
 
     # with several protocols the vocals of each track are kept on disk, so each track is separated once
