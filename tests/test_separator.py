@@ -99,16 +99,19 @@ def test_speed_settings_do_not_change_results_under_the_released_stop_rule():
     assert len(spans) == 1
 
 
-def test_stored_speed_settings_give_way_to_the_measured_family_defaults():
-    """The shipped release file stores batch 16 / block 2560 (its training machine's); loading drops the speed
-    settings, so it separates at the family's measured default, while result settings (the stem rule) stay."""
+def test_stored_speed_settings_give_way_to_the_measured_family_defaults(tmp_path):
+    """A release file may store batch 16 / block 2560 (its training machine's, as the first shipped model did);
+    loading drops the speed settings, so it separates at the family's measured default, while result settings (the
+    stem rule) stay."""
     from lightning_mad.inference.api import load_model
     from lightning_mad.pretrained import pretrained_path
 
-    raw = torch.load(pretrained_path("mad-mir1k"), map_location="cpu", weights_only=True)["inference"]
-    assert raw["batch_size"] == 16
-    loaded = load_model("mad-mir1k")
-    assert "batch_size" not in loaded.inference and loaded.inference["accompaniment"] == "ratio"
+    release = torch.load(pretrained_path("mad-mir1k"), map_location="cpu", weights_only=True)
+    release["inference"] = {**release["inference"], "batch_size": 16, "block_frames": 2560}
+    torch.save(release, tmp_path / "with_speed_settings.pt")
+    loaded = load_model(str(tmp_path / "with_speed_settings.pt"))
+    assert "batch_size" not in loaded.inference and "block_frames" not in loaded.inference
+    assert loaded.inference["accompaniment"] == "ratio"
     settings = loaded.separator().settings
     assert settings.batch_size == type(loaded.model).inference_defaults["batch_size"] == 256
     assert loaded.separator({"batch_size": 32}).settings.batch_size == 32  # the user's choice still wins
