@@ -88,7 +88,6 @@ def _default_out_dir(source: str, cfg, split: str) -> Path:
     return Path("results") / "eval" / (path.stem if path.suffix else source) / tag
 
 
-
 def model_identity(model_source) -> str:
     """What stored per-track scores are keyed on, so that other weights are scored anew: a file by path, size and
     modification time; a shipped model name by its release file's sha256 (a re-shipped model keeps its name)."""
