@@ -17,6 +17,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint, Timer
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_only
 
 from lightning_mad import runs
+from lightning_mad.callbacks.averaging import ExponentialWeightAveraging
 from lightning_mad.callbacks.budget import BestSnapshots, BudgetProgressBar, StopAtStep
 from lightning_mad.callbacks.examples import ValidationExamples
 from lightning_mad.config.load import resolved_dict
@@ -195,6 +196,8 @@ def train(cfg: DictConfig) -> dict:
     callbacks += [ValidationExamples()] if cfg.logger.wandb else []
     if cfg.optim.max_steps > 0:
         callbacks.append(StopAtStep(cfg.optim.max_steps))
+    if cfg.optim.ema_decay > 0:
+        callbacks.append(ExponentialWeightAveraging(cfg.optim.ema_decay, cfg.optim.ema_start))
     if cfg.ri_sweep.every_n_val_epochs > 0 and "n_iter" in system.model.inference_settings:
         from lightning_mad.callbacks.ri_validation import RecurrentInferenceSweep
 

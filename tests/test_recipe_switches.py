@@ -17,7 +17,7 @@ from lightning_mad.train import build_system
 def test_switches_are_off_by_default_and_under_released_code():
     for fidelity in ("released_code", "clean"):
         cfg = load_config(["experiment=gru_nri", "profile=budget", f"fidelity={fidelity}"])
-        assert cfg.optim.schedule == "constant" and cfg.loss.divergence == "kl"
+        assert cfg.optim.schedule == "constant" and cfg.loss.divergence == "kl" and cfg.optim.ema_decay == 0
     system = build_system(load_config(["experiment=tiny", "profile=quick"]))
     assert isinstance(system.configure_optimizers(), torch.optim.Optimizer)  # no scheduler at all
 

@@ -56,6 +56,11 @@ class OptimSection:
     decay_at: float = 0.8  # "step": fraction of schedule_steps where the rate drops
     decay_factor: float = 0.2  # "step": the drop
     min_factor: float = 0.0  # "cosine": final rate / lr
+    # > 0: validation, checkpoints and the trained network hold an exponential moving average of the weights,
+    # w_avg <- ema_decay * w_avg + (1 - ema_decay) * w after each optimiser step from step ema_start on
+    # (lightning_mad/callbacks/averaging.py); 0 = off, as in the released code
+    ema_decay: float = 0.0
+    ema_start: int = 0
 
 
 @dataclass
