@@ -134,6 +134,11 @@ def test_passes_tradeoff_draws_one_line_per_precision():
     assert [t.get_text() for t in ax.texts] == ["tau 0.01", "tau 0.001", "no stop (tau 0)"]
     old = scores.passes_tradeoff(curve[curve["precision"] == "fp32"].drop(columns="precision")).axes[0]
     assert len(old.lines) == 1 and old.get_legend() is None  # a curve written before precisions were swept
+    with_one_pass = pd.concat([pd.DataFrame({"precision": ["fp32"], "n_iter": [0], "tau": [0.0], "passes_mean": [1.0],
+                                             "GNSDR": [2.1]}), curve.assign(n_iter=10)])
+    ax = scores.passes_tradeoff(with_one_pass).axes[0]
+    assert list(ax.lines[0].get_xdata()) == [1.0, 3.3, 4.0, 11.0]
+    assert [t.get_text() for t in ax.texts] == ["one pass (iter 0)", "tau 0.01", "tau 0.001", "no stop (tau 0)"]
 
 
 def test_sweep_heatmap_shows_no_ri_once_and_passes_used():

@@ -174,7 +174,8 @@ def _line_plot_done(fig, ax, xlabel: str, ylabel: str, title: str | None):
 
 def passes_tradeoff(curve: pd.DataFrame, score: str = "GNSDR", title: str | None = None):
     """Recurrent inference as adaptive compute: ``score`` against the mean decoder passes used per sequence, one
-    point per tau (``curve``: columns ``tau``, ``passes_mean``, ``score`` [, ``precision``: one line each];
+    point per tau (``curve``: columns ``tau``, ``passes_mean``, ``score`` [, ``precision``: one line each]
+    [, ``n_iter``: 0 marks the single-pass point];
     ``benchmarks/ri_tradeoff.csv``)."""
     curve = curve if "precision" in curve else curve.assign(precision="fp32")
     fig, ax = plt.subplots(figsize=(6.0, 4.0))
@@ -184,8 +185,10 @@ def passes_tradeoff(curve: pd.DataFrame, score: str = "GNSDR", title: str | None
         if precision != "fp32":
             continue  # the other precisions' taus sit beside the fp32 points: one set of labels
         for r in df.itertuples():
-            ax.annotate("no stop (tau 0)" if r.tau == 0 else f"tau {r.tau:g}", (r.passes_mean, getattr(r, score)),
-                        textcoords="offset points", xytext=(4, -12), fontsize=8)
+            one_pass = getattr(r, "n_iter", None) == 0
+            text = "one pass (iter 0)" if one_pass else "no stop (tau 0)" if r.tau == 0 else f"tau {r.tau:g}"
+            ax.annotate(text, (r.passes_mean, getattr(r, score)), textcoords="offset points", xytext=(4, -12),
+                        fontsize=8)
     if curve["precision"].nunique() > 1:
         ax.legend(fontsize=8)
     return _line_plot_done(fig, ax, "decoder passes used (mean per sequence)", f"{score} (dB)", title)
