@@ -7,8 +7,9 @@ training ends; each checkpoint also keeps the raw weights (``current_model_state
 (``averaging_state``), so a resumed run continues both. This is Lightning's
 :class:`~pytorch_lightning.callbacks.WeightAveraging` with an EMA update and a start step.
 
-Why: with Adam at a constant 1e-3, checkpoints 20 minutes apart differ by about 0.25 dB GNSDR on unseen singers
-(the shipped ``mad-mir1k``'s curve); an average over the last steps is the usual cure (docs/mir1k.md).
+Why: at a constant Adam 1e-3 the checkpoints of one run scatter on unseen singers (the shipped ``mad-mir1k``'s last
+checkpoint scores 0.24 dB GNSDR under its own 90-minute one; docs/mir1k.md); an average over the last steps is the
+usual cure.
 """
 from __future__ import annotations
 
