@@ -28,7 +28,7 @@ class ExponentialWeightAveraging(WeightAveraging):
         if start < 0:
             raise ValueError(f"optim.ema_start must be >= 0, got {start}")
         super().__init__(multi_avg_fn=get_ema_multi_avg_fn(decay))
-        self.decay, self.start = decay, int(start)
+        self.start = int(start)
 
     def should_update(self, step_idx: int | None = None, epoch_idx: int | None = None) -> bool:
         """Every step: before ``start`` the average is reset to a copy of the weights (so a validation or a

@@ -93,12 +93,14 @@ def model_identity(model_source) -> str:
     modification time; a shipped model name by its release file's sha256 (a re-shipped model keeps its name)."""
     from lightning_mad.pretrained import PRETRAINED, pretrained_path, sha256
 
-    source = Path(model_source)
+    source, name = Path(model_source), str(model_source)
     if source.is_file():
-        return f"{source.resolve()}:{source.stat().st_size}:{source.stat().st_mtime_ns}"
-    if str(model_source) in PRETRAINED and pretrained_path(str(model_source)).is_file():
-        return f"{model_source}:sha256:{sha256(pretrained_path(str(model_source)))}"
-    return str(model_source)
+        stat = source.stat()
+        return f"{source.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    release = pretrained_path(name) if name in PRETRAINED else None
+    if release is not None and release.is_file():
+        return f"{name}:sha256:{sha256(release)}"
+    return name
 
 
 def evaluate(
